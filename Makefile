@@ -64,7 +64,7 @@ build/liblgr.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 .SECONDEXPANSION:
-bin/%: $$(patsubst %.c,build/obj/%.o,$$(wildcard src/%/*.c)) build/liblgr.a
+bin/lgr-%: $$(addprefix build/obj/,$$(addsuffix .o,$$(basename $$(wildcard src/lgr-$$*/*.c)))) build/liblgr.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 

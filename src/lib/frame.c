@@ -11,6 +11,10 @@
 #include "log.h"
 
 #define FRAME_READ_MIN (256 * 1024)
+/* Bytes asked of each read(2) unless a frame needs more: small enough to
+ * stay in cache and to hold a pipe's lock briefly, large enough to move
+ * hundreds of frames per call. */
+#define FRAME_READ_CHUNK (128 * 1024)
 
 int
 frame_reader_init(struct frame_reader *r, int fd, size_t max_frame)
@@ -35,8 +39,9 @@ frame_reader_release(struct frame_reader *r)
 /* Read more bytes after what is buffered: >0 bytes read, 0 at end of
  * stream, -1 with errno. */
 static ssize_t
-frame_fill(struct frame_reader *r)
+frame_fill(struct frame_reader *r, size_t need)
 {
+	size_t want;
 	ssize_t n;
 
 	if (r->start > 0 && (r->start == r->end || r->cap - r->end < r->cap / 4)) {
@@ -44,7 +49,10 @@ frame_fill(struct frame_reader *r)
 		r->end -= r->start;
 		r->start = 0;
 	}
-	n = read(r->fd, r->buf + r->end, r->cap - r->end);
+	want = need > FRAME_READ_CHUNK ? need : FRAME_READ_CHUNK;
+	if (want > r->cap - r->end)
+		want = r->cap - r->end;
+	n = read(r->fd, r->buf + r->end, want);
 	if (n > 0)
 		r->end += n;
 	else if (n == 0)
@@ -73,7 +81,7 @@ int
 frame_read(struct frame_reader *r, const unsigned char **p, size_t *len)
 {
 	for (;;) {
-		size_t have = r->end - r->start;
+		size_t have = r->end - r->start, need = 0;
 		ssize_t n;
 
 		if (r->skip > 0) {
@@ -103,11 +111,12 @@ frame_read(struct frame_reader *r, const unsigned char **p, size_t *len)
 				r->frames++;
 				return 1;
 			}
+			need = FRAME_HEADER + flen - have;
 		}
 		if (r->eof)
 			n = 0;
 		else
-			n = frame_fill(r);
+			n = frame_fill(r, need);
 		if (n > 0)
 			continue;
 		if (n == -1)
@@ -174,19 +183,40 @@ frame_flush(struct frame_writer *w)
 		return -1;
 	w->bytes += w->len;
 	w->len = 0;
+	w->flushed = w->frames;
 	return 0;
+}
+
+unsigned char *
+frame_reserve_raw(struct frame_writer *w, size_t n)
+{
+	if (n > w->cap) {
+		errno = EMSGSIZE;
+		return NULL;
+	}
+	if (w->cap - w->len < n && frame_flush(w) == -1)
+		return NULL;
+	return w->buf + w->len;
+}
+
+void
+frame_commit_raw(struct frame_writer *w, size_t n, uint64_t frames)
+{
+	w->len += n;
+	w->frames += frames;
 }
 
 unsigned char *
 frame_reserve(struct frame_writer *w, size_t len)
 {
+	unsigned char *p;
+
 	if (len > w->cap - FRAME_HEADER) {
 		errno = EMSGSIZE;
 		return NULL;
 	}
-	if (w->cap - w->len < FRAME_HEADER + len && frame_flush(w) == -1)
-		return NULL;
-	return w->buf + w->len + FRAME_HEADER;
+	p = frame_reserve_raw(w, FRAME_HEADER + len);
+	return p ? p + FRAME_HEADER : NULL;
 }
 
 void
@@ -245,5 +275,6 @@ frame_write(struct frame_writer *w, const void *p, size_t len)
 		}
 	}
 	w->frames++;
+	w->flushed = w->frames;
 	return 0;
 }

@@ -54,7 +54,9 @@ int frame_reader_init(struct frame_reader *r, int fd, size_t max_frame);
 void frame_reader_release(struct frame_reader *r);
 
 /* The next frame. Returns 1 and sets *p and *len to the envelope bytes
- * (inside the reader's buffer, valid until the next call); 0 at a clean end
+ * (inside the reader's buffer, valid until the next call; the frame's
+ * 4-byte length header sits just before *p, so *p - FRAME_HEADER is the
+ * whole frame as it came in); 0 at a clean end
  * of stream; -1 with errno: EBADMSG if the stream ended inside a frame,
  * EAGAIN on a nonblocking fd with no whole frame yet, EINTR if a signal
  * interrupted read(2), or read(2)'s own error. */
@@ -69,6 +71,7 @@ struct frame_writer {
 	size_t cap;
 	size_t len;
 	uint64_t frames;	/* frames accepted */
+	uint64_t flushed;	/* frames written out to fd */
 	uint64_t bytes;		/* bytes written to fd */
 };
 
@@ -84,6 +87,11 @@ int frame_write(struct frame_writer *w, const void *p, size_t len);
  * frame_commit(w, len). */
 unsigned char *frame_reserve(struct frame_writer *w, size_t len);
 void frame_commit(struct frame_writer *w, size_t len);
+/* Room for n bytes of frames already in wire form (headers included);
+ * flushes first if needed. NULL with errno (EMSGSIZE if n > cap). Commit
+ * with frame_commit_raw(w, n, how many frames those bytes hold). */
+unsigned char *frame_reserve_raw(struct frame_writer *w, size_t n);
+void frame_commit_raw(struct frame_writer *w, size_t n, uint64_t frames);
 /* Write everything queued. 0, or -1 with errno. */
 int frame_flush(struct frame_writer *w);
 
