@@ -13,7 +13,7 @@
 
 static int tap_n, tap_failed;
 
-__attribute__((format(printf, 2, 3))) static int
+__attribute__((format(printf, 2, 3), unused)) static int
 ok(int cond, const char *fmt, ...)
 {
 	va_list ap;
@@ -31,7 +31,7 @@ ok(int cond, const char *fmt, ...)
 }
 
 /* A diagnostic line, shown under a failure. */
-__attribute__((format(printf, 1, 2))) static void
+__attribute__((format(printf, 1, 2), unused)) static void
 diag(const char *fmt, ...)
 {
 	va_list ap;
