@@ -91,7 +91,7 @@ build/asan/t/replay_%: build/asan/t/fuzz/fuzz_%.o build/asan/t/fuzz/replay.o bui
 # libFuzzer builds need clang.
 build/fuzz/fuzz_%: t/fuzz/fuzz_%.c $(LIB_SRC) $(GEN_C)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(CPPFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined \
+	$(FUZZ_CC) $(CPPFLAGS) -O1 -g $(WARN) -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=all -o $@ $^ $(LDLIBS)
 
 unit: $(UNIT_BIN) $(REPLAY_BIN)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conv.h"
+#include "envelope.h"
 
 /*
  * A decoded proto map seen the way Go sees it: one value per key, the last
@@ -461,6 +462,10 @@ conv_v1_unpack(struct arena *a, const void *p, size_t len)
 		return NULL;
 	}
 	a->failed |= failed;
+	if (!pb_message_sane(&e->base)) {
+		errno = EBADMSG;
+		return NULL;
+	}
 	if (e->logmessage != NULL && e->logmessage->message.data == NULL)
 		e->logmessage->message.data = conv_empty_bytes;
 	return e;

@@ -132,6 +132,41 @@ frame_read(struct frame_reader *r, const unsigned char **p, size_t *len)
 }
 
 int
+frame_read_run(struct frame_reader *r, const unsigned char **p, size_t *len,
+    size_t *count, size_t max_bytes)
+{
+	size_t at = r->start, n = 0;
+	int rc;
+
+	while (r->skip == 0 && r->end - at >= FRAME_HEADER) {
+		uint32_t flen = frame_get_len(r->buf + at);
+
+		if (flen > r->max_frame || flen > r->end - at - FRAME_HEADER ||
+		    (n > 0 && at - r->start + FRAME_HEADER + flen > max_bytes))
+			break;
+		at += FRAME_HEADER + flen;
+		n++;
+	}
+	if (n > 0) {
+		*p = r->buf + r->start;
+		*len = at - r->start;
+		*count = n;
+		r->frames += n;
+		frame_consume(r, *len);
+		return 1;
+	}
+	/* Nothing whole at hand: one frame the careful way (reads, skips
+	 * oversized frames, reports the end). */
+	rc = frame_read(r, p, len);
+	if (rc == 1) {
+		*p -= FRAME_HEADER;
+		*len += FRAME_HEADER;
+		*count = 1;
+	}
+	return rc;
+}
+
+int
 frame_writer_init(struct frame_writer *w, int fd, size_t cap)
 {
 	memset(w, 0, sizeof(*w));

@@ -62,6 +62,13 @@ void frame_reader_release(struct frame_reader *r);
  * interrupted read(2), or read(2)'s own error. */
 int frame_read(struct frame_reader *r, const unsigned char **p, size_t *len);
 
+/* Like frame_read, but hands out a run of whole frames lying back to back
+ * in the buffer: *p points at the first frame's length header and *len
+ * bytes hold *count frames with their headers, at most max_bytes unless
+ * one frame alone is longer. Returns as frame_read does. */
+int frame_read_run(struct frame_reader *r, const unsigned char **p,
+    size_t *len, size_t *count, size_t max_bytes);
+
 /* 1 when a whole frame is buffered, so frame_read will not call read(2). */
 int frame_reader_ready(const struct frame_reader *r);
 

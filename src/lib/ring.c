@@ -112,6 +112,38 @@ ring_push(struct ring *r, const void *p, size_t len)
 	r->whead = k + 1;
 }
 
+void
+ring_push_run(struct ring *r, const unsigned char *p, size_t len,
+    size_t count)
+{
+	uint64_t k = r->whead, pos = r->wpos, i;
+	size_t at = 0;
+
+	if (pos + len > r->wreserve) {
+		r->wreserve = pos + len + r->nbytes / RING_RESERVE_STEPS;
+		atomic_store_explicit(&r->reserve, r->wreserve,
+		    memory_order_relaxed);
+	}
+	/* Slots first marked as being rewritten, then the bytes, then each
+	 * slot filled in: the same order as ring_push, for the whole run. */
+	for (i = 0; i < count && i < r->nslots; i++)
+		atomic_store_explicit(&r->slots[(k + i) % r->nslots].seq, 0,
+		    memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	ring_copy_in(r, pos, p, len);
+	for (i = 0; i < count; i++) {
+		struct ring_slot *s = &r->slots[(k + i) % r->nslots];
+		uint32_t flen = FRAME_HEADER + frame_get_len(p + at);
+
+		atomic_store_explicit(&s->off, pos + at, memory_order_relaxed);
+		atomic_store_explicit(&s->len, flen, memory_order_relaxed);
+		atomic_store_explicit(&s->seq, k + i + 1, memory_order_release);
+		at += flen;
+	}
+	r->wpos = pos + len;
+	r->whead = k + count;
+}
+
 static void
 futex_wake(_Atomic uint32_t *w)
 {

@@ -59,6 +59,10 @@ void ring_release(struct ring *r);
  * len counting the header; never blocks. len <= nbytes / 2. The reader
  * sees it after the next ring_publish. */
 void ring_push(struct ring *r, const void *p, size_t len);
+/* Writer: copy in a run of count frames lying back to back at p (headers
+ * included, len bytes in all, len <= nbytes / 2) with one copy. */
+void ring_push_run(struct ring *r, const unsigned char *p, size_t len,
+    size_t count);
 /* Writer: make pushed frames visible; call after each batch of pushes.
  * A sleeping reader is woken only once a good part of the ring waits for
  * it; otherwise it wakes on its own within RING_POLL_MS. That keeps the

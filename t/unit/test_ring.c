@@ -122,16 +122,28 @@ struct race {
 	uint64_t n;
 };
 
+/* Frames one by one, then in runs of up to 16 with one copy each. */
 static void *
 race_writer(void *arg)
 {
 	struct race *x = arg;
-	unsigned char f[200];
+	unsigned char f[200 * 16];
 	uint64_t k;
 
-	for (k = 0; k < x->n; k++) {
+	for (k = 0; k < x->n / 2; k++) {
 		ring_push(&x->r, f, make_frame(f, k));
 		if (k % 64 == 63)
+			ring_publish(&x->r);
+	}
+	while (k < x->n) {
+		size_t len = 0, count = 0;
+
+		while (count < 1 + k % 16 && k < x->n) {
+			len += make_frame(f + len, k++);
+			count++;
+		}
+		ring_push_run(&x->r, f, len, count);
+		if (k % 64 < 16)
 			ring_publish(&x->r);
 	}
 	ring_publish(&x->r);
