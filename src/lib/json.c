@@ -29,7 +29,7 @@ static const char json_b64[] =
 struct json_kv {
 	const char *key;	/* as written: valid UTF-8 */
 	size_t i;		/* index in the entry array: later wins */
-	char *fixed;		/* malloc'd key, if the original was not UTF-8 */
+	char *fixed;		/* malloc'd repair of a key not in UTF-8 */
 };
 
 typedef int (*json_val_fn)(struct buf *, const void *);
@@ -369,7 +369,8 @@ dtag_val(struct buf *b, const void *p)
 		return buf_puts(b, "{}");
 	switch (v->data_case) {
 	case LOGGREGATOR__V2__VALUE__DATA_TEXT:
-		if (buf_puts(b, "{\"text\":") == -1 || enc_cstr(b, v->text) == -1)
+		if (buf_puts(b, "{\"text\":") == -1 ||
+		    enc_cstr(b, v->text) == -1)
 			return -1;
 		break;
 	case LOGGREGATOR__V2__VALUE__DATA_INTEGER:
@@ -548,7 +549,7 @@ fail:
 struct json_dec {
 	const char *text;
 	size_t len;
-	size_t cur;		/* where to look for the next number's text */
+	size_t cur;		/* the next number's text is after here */
 	struct arena *a;
 	char *err;
 	size_t errlen;
@@ -1142,7 +1143,8 @@ dec_value(struct json_dec *d, json_t *o, Loggregator__V2__Value **out)
 		return -1;
 	loggregator__v2__value__init(v);
 	json_object_foreach(o, key, x) {
-		if ((id = dec_field(d, value_fields, "a value", key, &seen)) < 0)
+		if ((id = dec_field(d, value_fields, "a value", key,
+		    &seen)) < 0)
 			return -1;
 		if (json_is_null(x))
 			continue;

@@ -14,7 +14,7 @@ struct fmt_case {
 	double v;
 	const char *json;	/* protojson */
 	const char *g;		/* FormatFloat(v, 'g', -1, 64) */
-	const char *f;		/* FormatFloat(v, 'f', -1, 64); NULL: see below */
+	const char *f;		/* FormatFloat(v, 'f', -1, 64), or NULL */
 };
 
 static const struct fmt_case cases[] = {

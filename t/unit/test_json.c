@@ -372,8 +372,8 @@ golden_case(json_t *r)
 	free(sp);
 
 	for (i = 0; i < b->n_batch; i++)
-		ok(roundtrip(b->batch[i], 1, name), "%s: envelope %zu round trip",
-		    name, i);
+		ok(roundtrip(b->batch[i], 1, name),
+		    "%s: envelope %zu round trip", name, i);
 	loggregator__v2__envelope_batch__free_unpacked(b, NULL);
 }
 
@@ -674,7 +674,8 @@ test_handbuilt(void)
 	buf_reset(&out);
 	json_encode_envelope(&out, &e);
 	if (!ok(has("\"deprecated_tags\":{\"dec\":{\"decimal\":1.5},\"int\":"
-	    "{\"integer\":\"-42\"},\"none\":{},\"text\":{\"text\":\"hello\"}},"),
+	    "{\"integer\":\"-42\"},\"none\":{},\"text\":{\"text\":"
+	    "\"hello\"}},"),
 	    "deprecated tags JSON"))
 		note("%.*s", (int)out.len, out.data);
 	dt[2].value = NULL;
@@ -772,7 +773,8 @@ test_strings(void)
 		{ "2-, 3-, 4-byte UTF-8 raw",
 		    "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9,
 		    "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"" },
-		{ "U+10FFFF raw", "\xf4\x8f\xbf\xbf", 4, "\"\xf4\x8f\xbf\xbf\"" },
+		{ "U+10FFFF raw", "\xf4\x8f\xbf\xbf", 4,
+		    "\"\xf4\x8f\xbf\xbf\"" },
 		{ "U+FFFD raw", "\xef\xbf\xbd", 3, "\"\xef\xbf\xbd\"" },
 		{ "stray continuation", "a\x80z", 3, "\"a\xef\xbf\xbdz\"" },
 		{ "0xff", "\xff", 1, "\"\xef\xbf\xbd\"" },
@@ -844,8 +846,9 @@ test_strings(void)
 		e.tags = kp;
 		buf_reset(&out);
 		if (!ok(json_encode_envelope(&out, &e) == 0 &&
-		    has("\"tags\":{\"a\xef\xbf\xbd\":\"last\",\"a\xef\xbf\xbe\":"
-		    "\"fffe\"}"), "bad keys that repair alike are one key"))
+		    has("\"tags\":{\"a\xef\xbf\xbd\":\"last\","
+		    "\"a\xef\xbf\xbe\":\"fffe\"}"),
+		    "bad keys that repair alike are one key"))
 			note("%.*s", (int)out.len, out.data);
 		arena_reset(&arena);
 		ok(decode(out.data, out.len, &d, &n, err, sizeof(err)) == 0,
@@ -942,7 +945,8 @@ test_accepts(void)
 		    isinf(m[2]->value) && m[2]->value < 0, "+-Infinity");
 		ok(m[3]->value == 1.5 && m[4]->value == 1e20,
 		    "\"1.5\" and 100000000000000000000");
-		ok(m[5]->value == 0 && signbit(m[5]->value), "-0 keeps its sign");
+		ok(m[5]->value == 0 && signbit(m[5]->value),
+		    "-0 keeps its sign");
 		ok(m[6]->value == 0, "underflow reads as 0, as in Go");
 		ok(strcmp(m[7]->unit, "u") == 0 && m[7]->value == 0,
 		    "a value left out is 0");
@@ -954,7 +958,8 @@ test_accepts(void)
 
 	e = decode1("{\"log\":{\"payload\":\"-_8=\",\"type\":1}}");
 	ok(e != NULL && e->log->payload.len == 2 &&
-	    e->log->payload.data[0] == 0xfb && e->log->payload.data[1] == 0xff &&
+	    e->log->payload.data[0] == 0xfb &&
+	    e->log->payload.data[1] == 0xff &&
 	    e->log->type == LOGGREGATOR__V2__LOG__TYPE__ERR,
 	    "URL-safe base64; type as a number");
 	e = decode1("{\"log\":{\"payload\":\"aGVsbG8\",\"type\":\"OUT\"}}");
@@ -1099,7 +1104,8 @@ static const struct {
 	    "want an object" },
 	{ "metric null", "{\"gauge\":{\"metrics\":{\"a\":null}}}",
 	    "want an object" },
-	{ "metrics an array", "{\"gauge\":{\"metrics\":[]}}", "want an object" },
+	{ "metrics an array", "{\"gauge\":{\"metrics\":[]}}",
+	    "want an object" },
 	{ "string as number", "{\"source_id\":5}", "want a string" },
 	{ "string as bool", "{\"instance_id\":false}", "want a string" },
 	{ "tag value a number", "{\"tags\":{\"a\":1}}", "want a string" },
