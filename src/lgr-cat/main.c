@@ -338,8 +338,12 @@ cat_encode_line(struct cat *c, struct frame_writer *w, const char *line,
 		return -2;
 	}
 	for (i = 0; i < n; i++) {
-		size_t size = loggregator__v2__envelope__get_packed_size(envs[i]);
 		unsigned char *dst;
+		size_t size;
+
+		if (envelope_keep_sign(envs[i], &c->arena) == -1)
+			return -1;
+		size = loggregator__v2__envelope__get_packed_size(envs[i]);
 
 		if (size > c->max_frame) {
 			log_error("event=frame_too_large line=%llu len=%zu max=%zu",

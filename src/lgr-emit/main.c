@@ -254,12 +254,14 @@ emit_stdin(struct emit *e)
 			nl = memchr(buf + start, '\n', have);
 			if (nl != NULL)
 				len = nl - (buf + start);
-			else if (have >= LINE_MAX_BYTES)
-				len = LINE_MAX_BYTES;
-			else if (eof && have > 0)
+			else if (have >= LINE_MAX_BYTES || (eof && have > 0))
 				len = have;
 			else
 				break;
+			if (len > LINE_MAX_BYTES) {
+				len = LINE_MAX_BYTES;	/* the rest is the next piece */
+				nl = NULL;
+			}
 			if (emit_line(e, buf + start, len) == -1)
 				return -1;
 			start += len + (nl != NULL);
@@ -439,6 +441,7 @@ main(int argc, char **argv)
 	static struct emit e;
 	uint64_t total = 0;
 	int c, count_set = 0, log_err = 0, from_stdin, rc;
+	size_t need;
 
 	opt_init(&prog);
 	loggregator__v2__envelope__init(&e.env);
@@ -490,11 +493,15 @@ main(int argc, char **argv)
 	if (from_stdin && !count_set)
 		e.count = 0;
 
-	/* Lines are capped, so this bounds every envelope made. */
-	if (loggregator__v2__envelope__get_packed_size(&e.env) +
-	    LINE_MAX_BYTES > OUT_BATCH - FRAME_HEADER)
-		opt_usage_error("envelope too large: shorten the tags or text");
-	if (frame_writer_init(&e.out, STDOUT_FILENO, OUT_BATCH) == -1) {
+	/* Lines are capped, so this bounds every envelope made; a frame
+	 * must fit what readers accept by default. */
+	need = loggregator__v2__envelope__get_packed_size(&e.env) + 16 +
+	    (from_stdin ? LINE_MAX_BYTES : 0);
+	if (need > FRAME_MAX_DEFAULT)
+		opt_usage_error("envelope of %zu bytes is over the %d-byte frame "
+		    "limit: shorten the tags or text", need, FRAME_MAX_DEFAULT);
+	if (frame_writer_init(&e.out, STDOUT_FILENO, need + FRAME_HEADER >
+	    OUT_BATCH ? need + FRAME_HEADER : OUT_BATCH) == -1) {
 		log_error("event=start_failed error=\"%s\"", strerror(errno));
 		return 1;
 	}

@@ -1,5 +1,7 @@
 /* envelope: checked decoding of v2 envelopes. */
 #include <errno.h>
+#include <math.h>
+#include <string.h>
 
 #include "envelope.h"
 
@@ -69,4 +71,39 @@ envelope_unpack(struct arena *a, const void *p, size_t len)
 		return NULL;
 	}
 	return e;
+}
+
+int
+envelope_keep_sign(Loggregator__V2__Envelope *e, struct arena *a)
+{
+	/* -0.0 as a little-endian double, the fixed64 wire form. */
+	static uint8_t negzero[8] = { 0, 0, 0, 0, 0, 0, 0, 0x80 };
+	size_t i;
+
+	if (e->message_case != LOGGREGATOR__V2__ENVELOPE__MESSAGE_GAUGE ||
+	    e->gauge == NULL)
+		return 0;
+	for (i = 0; i < e->gauge->n_metrics; i++) {
+		Loggregator__V2__GaugeValue *v = e->gauge->metrics[i] ?
+		    e->gauge->metrics[i]->value : NULL;
+		ProtobufCMessageUnknownField *u;
+		unsigned n;
+
+		if (v == NULL || v->value != 0 || !signbit(v->value))
+			continue;
+		n = v->base.n_unknown_fields;
+		u = arena_alloc(a, (n + 1) * sizeof(*u));
+		if (u == NULL)
+			return -1;
+		if (n)
+			memcpy(u, v->base.unknown_fields, n * sizeof(*u));
+		u[n].tag = 2;	/* GaugeValue.value */
+		u[n].wire_type = PROTOBUF_C_WIRE_TYPE_64BIT;
+		u[n].len = sizeof(negzero);
+		u[n].data = negzero;
+		v->base.unknown_fields = u;
+		v->base.n_unknown_fields = n + 1;
+		v->value = 0;
+	}
+	return 0;
 }

@@ -19,6 +19,14 @@
 Loggregator__V2__Envelope *envelope_unpack(struct arena *a, const void *p,
     size_t len);
 
+/* Size and packing of an envelope as Go writes it. protobuf-c leaves out
+ * a proto3 double equal to -0 (it compares with 0), while Go writes any
+ * value whose bits are not all zero; envelope_keep_sign attaches such
+ * gauge values as raw fields so they go out with their sign. Call it once
+ * on an envelope built or decoded from JSON before packing; a is where the
+ * extra field records live. 0, or -1 with errno ENOMEM. */
+int envelope_keep_sign(Loggregator__V2__Envelope *e, struct arena *a);
+
 /* 1 when m and every message inside it hold only unknown fields that a
  * protobuf decoder could read back (field number >= 1). */
 int pb_message_sane(const ProtobufCMessage *m);

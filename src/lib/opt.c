@@ -1,5 +1,6 @@
 /* opt: shared command-line handling. */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -133,6 +134,10 @@ parse_double(const char *s, double *v)
 	}
 	errno = 0;
 	d = strtod(s, &end);
+	/* Underflow gives the nearest double (a subnormal or 0), as Go's
+	 * ParseFloat does; only overflow is an error. */
+	if (errno == ERANGE && fabs(d) <= DBL_MIN)
+		errno = 0;
 	if (errno)
 		return -1;
 	if (*end != '\0') {
