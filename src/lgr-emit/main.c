@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "envelope.h"
 #include "frame.h"
 #include "log.h"
 #include "metrics.h"
@@ -441,6 +442,7 @@ main(int argc, char **argv)
 	static struct emit e;
 	uint64_t total = 0;
 	int c, count_set = 0, log_err = 0, from_stdin, rc;
+	struct arena arena;
 	size_t need;
 
 	opt_init(&prog);
@@ -490,6 +492,11 @@ main(int argc, char **argv)
 	}
 	from_stdin = emit_parse_kind(&e, argc - optind, argv + optind,
 	    log_err, total);
+	if (arena_init(&arena, 4096, 1 << 20) == -1 ||
+	    envelope_keep_sign(&e.env, &arena) == -1) {
+		log_error("event=start_failed error=\"%s\"", strerror(errno));
+		return 1;
+	}
 	if (from_stdin && !count_set)
 		e.count = 0;
 
