@@ -97,13 +97,13 @@ build/fuzz/fuzz_%: t/fuzz/fuzz_%.c $(LIB_SRC) $(GEN_C)
 unit: $(UNIT_BIN) $(REPLAY_BIN)
 
 check: all unit $(FUZZ_BIN)
-	@FUZZ_SHORT=$(FUZZ_SHORT) sh t/run
+	@FUZZ_SHORT=$(FUZZ_SHORT) bash t/run
 
 run: all
 	@sh share/demo
 
 bench: all
-	@sh t/bench/run
+	@bash t/bench/run
 
 fuzz: deps $(FUZZ_BIN)
 	@for f in $(FUZZ_NAMES); do \
