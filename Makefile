@@ -13,7 +13,7 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 WARN = -Wall -Wextra -Werror -Wvla -Wshadow -Wno-missing-field-initializers
 CPPFLAGS += -D_GNU_SOURCE -Isrc/lib -Ibuild/gen
-LDLIBS = -lprotobuf-c -ljansson -lpthread -lm
+LDLIBS = -lprotobuf-c -ljansson -luv -lnghttp2 -lssl -lcrypto -lpthread -lm
 SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CC ?= clang
 FUZZ_TIME ?= 60

@@ -1,0 +1,78 @@
+/* grpcsrv: a gRPC server for client-streaming and unary methods, on
+ * HTTP/2 (nghttp2) over TCP (libuv), in clear text (h2c with prior
+ * knowledge) or TLS (OpenSSL, ALPN h2, mutual authentication when the
+ * context asks for it).
+ *
+ * The server reassembles each request message and hands it whole to the
+ * method's on_message; when the client half-closes, the call ends with
+ * status OK and one empty response message (every lgr ingress method
+ * answers an empty message). A handler that returns a non-zero gRPC
+ * status ends that call alone with a trailers-only response; the
+ * connection and every other call go on. Limits: message size, streams
+ * per connection, connections, idle time, and the bytes all calls may
+ * hold in partial messages at once. */
+#ifndef LGR_GRPCSRV_H
+#define LGR_GRPCSRV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/ssl.h>
+#include <uv.h>
+
+enum grpc_status {
+	GRPC_OK = 0,
+	GRPC_UNKNOWN = 2,
+	GRPC_INVALID_ARGUMENT = 3,
+	GRPC_RESOURCE_EXHAUSTED = 8,
+	GRPC_UNIMPLEMENTED = 12,
+	GRPC_INTERNAL = 13,
+	GRPC_UNAVAILABLE = 14,
+};
+
+struct grpc_method {
+	const char *path;	/* "/loggregator.v2.Ingress/Sender" */
+	int unary;		/* exactly one request message */
+	/* One whole request message, valid only during the call. Returns
+	 * GRPC_OK, or a status to end the call with (msg: its reason). */
+	int (*on_message)(void *ctx, const uint8_t *msg, size_t len,
+	    const char **why);
+};
+
+struct grpc_limits {
+	size_t max_message;	/* bytes in one message */
+	unsigned max_streams;	/* concurrent calls per connection */
+	unsigned max_conns;	/* connections at once */
+	unsigned idle_ms;	/* close a connection quiet this long */
+	size_t buffer_budget;	/* bytes of partial messages, all calls */
+};
+
+/* What the server counts, for self-metrics. */
+struct grpc_stats {
+	uint64_t conns;		/* accepted */
+	uint64_t conns_refused;	/* over max_conns */
+	uint64_t tls_failed;	/* handshakes that failed */
+	uint64_t calls;
+	uint64_t calls_failed;	/* ended with a non-OK status */
+	uint64_t messages;
+};
+
+struct grpc_server;
+
+/* Listen on addr. methods (n of them) and ctx are borrowed for the life
+ * of the server; ssl (may be NULL) is referenced. 0, or -1 with a reason
+ * in err. */
+int grpc_server_listen(uv_loop_t *loop, const struct sockaddr *addr,
+    const struct grpc_method *methods, size_t n,
+    const struct grpc_limits *lim, SSL_CTX *ssl, void *ctx,
+    struct grpc_server **out, char *err, size_t errlen);
+
+/* Use a new TLS context for connections accepted from now on. */
+void grpc_server_set_ssl(struct grpc_server *s, SSL_CTX *ssl);
+/* The bound address (port 0 resolved), for log lines. */
+int grpc_server_addr(struct grpc_server *s, struct sockaddr_storage *ss);
+const struct grpc_stats *grpc_server_stats(struct grpc_server *s);
+/* Stop listening and close every connection; the memory goes when the
+ * loop has run the close callbacks. */
+void grpc_server_close(struct grpc_server *s);
+
+#endif
