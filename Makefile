@@ -21,7 +21,7 @@ FUZZ_SHORT ?= 5
 
 -include config.mak
 
-PROGS = lgr-cat lgr-diode lgr-emit
+PROGS = lgr-cat lgr-diode lgr-emit lgr-recv
 BINS = $(PROGS:%=bin/%)
 
 PROTOS = $(wildcard share/proto/*/*.proto)
