@@ -88,6 +88,11 @@ build/asan/t/replay_%: build/asan/t/fuzz/fuzz_%.o build/asan/t/fuzz/replay.o bui
 	@mkdir -p $(@D)
 	$(CC) $(SANITIZE) -o $@ $^ $(LDLIBS)
 
+# Test drivers the bats suites run, built with the sanitizers too.
+build/asan/t/grpccli_send: build/asan/t/grpccli-peer/send.o build/asan/liblgr.a
+	@mkdir -p $(@D)
+	$(CC) $(SANITIZE) -o $@ $^ $(LDLIBS)
+
 # libFuzzer builds need clang.
 build/fuzz/fuzz_%: t/fuzz/fuzz_%.c $(LIB_SRC) $(GEN_C)
 	@mkdir -p $(@D)
