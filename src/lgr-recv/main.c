@@ -227,6 +227,9 @@ grpc_batch(void *ctx, const uint8_t *msg, size_t len, const char **why)
 		count++;
 	}
 	if (rc != 0) {
+		/* Every envelope of a refused batch is dropped. */
+		while (pb_batch_next(&p, msg + len, &env, &n) == 1)
+			count++;
 		recv_drop(r, DROP_BAD_GRPC, count + 1);
 		*why = "malformed loggregator.v2.EnvelopeBatch";
 		return GRPC_INVALID_ARGUMENT;
@@ -686,6 +689,15 @@ main(int argc, char **argv)
 		opt_usage_error("--notify-fd %d is not open", notify_fd);
 	if (lim.buffer_budget < lim.max_message)
 		lim.buffer_budget = lim.max_message;
+	for (i = 0; i < nudp + ngrpc + nstatsd; i++) {
+		const char *a = i < nudp ? udp[i] : i < nudp + ngrpc ?
+		    grpc[i - nudp] : statsd[i - nudp - ngrpc];
+		struct sockaddr_storage ss;
+		char err[256];
+
+		if (addr_parse(a, &ss, err, sizeof(err)) == -1)
+			opt_usage_error("%s", err);
+	}
 
 	for (i = 0; i < r.ntags; i++)	/* field 9 entry: tag, len, key, value */
 		r.tags_extra += 2 * PB_VARINT_MAX + 4 + r.tags[i].klen +

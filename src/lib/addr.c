@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "addr.h"
@@ -11,7 +12,7 @@ addr_parse(const char *s, struct sockaddr_storage *ss, char *err,
     size_t errlen)
 {
 	char host[256];
-	const char *port, *h = host;
+	const char *port, *h = host, *orig = s;
 	struct addrinfo hints, *res;
 	size_t hl;
 	int rc;
@@ -20,7 +21,7 @@ addr_parse(const char *s, struct sockaddr_storage *ss, char *err,
 		const char *end = strchr(s, ']');
 
 		if (end == NULL || end[1] != ':') {
-			snprintf(err, errlen, "'%s' is not [ADDR]:PORT", s);
+			snprintf(err, errlen, "'%s' is not [ADDR]:PORT", orig);
 			return -1;
 		}
 		hl = end - s - 1;
@@ -37,8 +38,9 @@ addr_parse(const char *s, struct sockaddr_storage *ss, char *err,
 		port = colon + 1;
 	}
 	if (hl >= sizeof(host) || *port == '\0' || strspn(port, "0123456789") !=
-	    strlen(port) || strlen(port) > 5) {
-		snprintf(err, errlen, "'%s' is not HOST:PORT", s);
+	    strlen(port) || strlen(port) > 5 || atoi(port) > 65535) {
+		snprintf(err, errlen, "'%s' is not HOST:PORT (port 0 to 65535)",
+		    orig);
 		return -1;
 	}
 	memcpy(host, s, hl);

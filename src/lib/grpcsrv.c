@@ -42,10 +42,12 @@ struct gconn {
 	SSL *ssl;
 	BIO *rbio, *wbio;	/* network side of ssl */
 	int closing;
+	struct gstream *streams;	/* open, freed with the connection */
 	char peer[64];
 };
 
 struct gstream {
+	struct gstream *prev, *next;	/* the connection's open streams */
 	int32_t id;
 	const struct grpc_method *m;
 	int bad_path;
@@ -250,18 +252,34 @@ gstream_data(struct gconn *c, struct gstream *st, const uint8_t *p, size_t n)
 	}
 }
 
+static void
+gstream_unlink(struct gconn *c, struct gstream *st)
+{
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		c->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+}
+
 static int
 on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *user)
 {
+	struct gconn *c;
 	struct gstream *st;
 
-	(void)user;
 	if (f->hd.type != NGHTTP2_HEADERS ||
 	    f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
 	st = calloc(1, sizeof(*st));
 	if (st == NULL)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	c = user;
+	st->next = c->streams;
+	if (c->streams)
+		c->streams->prev = st;
+	c->streams = st;
 	st->id = f->hd.stream_id;
 	st->compressed_ok = 1;
 	nghttp2_session_set_stream_user_data(h2, f->hd.stream_id, st);
@@ -380,6 +398,7 @@ on_stream_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user)
 		return 0;
 	gstream_free_msg(c->srv, st);
 	nghttp2_session_set_stream_user_data(h2, id, NULL);
+	gstream_unlink(c, st);
 	free(st);
 	return 0;
 }
@@ -391,6 +410,15 @@ gconn_free(uv_handle_t *h)
 
 	if (--c->handles > 0)
 		return;
+	/* nghttp2_session_del closes no streams: free what is still open,
+	 * and give its partial messages back to the server's budget. */
+	while (c->streams) {
+		struct gstream *st = c->streams;
+
+		c->streams = st->next;
+		gstream_free_msg(c->srv, st);
+		free(st);
+	}
 	if (c->h2)
 		nghttp2_session_del(c->h2);
 	if (c->ssl)
@@ -610,11 +638,12 @@ gconn_idle(uv_timer_t *t)
 {
 	struct gconn *c = t->data;
 
+	log_info("event=grpc_conn_closed peer=%s reason=\"idle\"", c->peer);
 	nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
 	    nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR,
 	    NULL, 0);
 	gconn_flush(c);
-	gconn_close(c, "idle");
+	gconn_close(c, NULL);
 }
 
 static int
