@@ -99,7 +99,7 @@ build/fuzz/fuzz_%: t/fuzz/fuzz_%.c $(LIB_SRC) $(GEN_C)
 	$(FUZZ_CC) $(CPPFLAGS) -O1 -g $(WARN) -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=all -o $@ $^ $(LDLIBS)
 
-unit: $(UNIT_BIN) $(REPLAY_BIN)
+unit: $(UNIT_BIN) $(REPLAY_BIN) build/asan/t/grpccli_send
 
 check: all unit $(FUZZ_BIN)
 	@FUZZ_SHORT=$(FUZZ_SHORT) bash t/run
