@@ -21,7 +21,7 @@ FUZZ_SHORT ?= 5
 
 -include config.mak
 
-PROGS = lgr-cat lgr-diode lgr-emit lgr-recv
+PROGS = lgr-cat lgr-diode lgr-emit lgr-recv lgr-route
 BINS = $(PROGS:%=bin/%)
 
 PROTOS = $(wildcard share/proto/*/*.proto)
@@ -118,10 +118,16 @@ fuzz: deps $(FUZZ_BIN)
 		    build/fuzz/new_$$f t/fuzz/corpus/$$f || exit 1; \
 	done
 
+ROLES = $(filter-out $(BINS),$(wildcard bin/*))
+
 install: all
-	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(MANS) $(DESTDIR)$(PREFIX)/share/man/man1/
+	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/lgr
+	install -m 755 $(BINS) $(ROLES) share/lgr-certs $(DESTDIR)$(PREFIX)/bin/
+	for m in $(MANS); do \
+		install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/; \
+	done
+	if [ -d share/sv ]; then cp -R share/sv $(DESTDIR)$(PREFIX)/share/lgr/; fi
 
 clean:
 	rm -rf build $(BINS)
