@@ -415,7 +415,7 @@ mixed() {
 
 @test "a server that stops reading: the drain deadline ends the run" {
 	local t=$BATS_TEST_TMPDIR a_pid
-	emit in --count 20000 --size 200 log stuck
+	emit in --count 20000 --size 2000 log stuck
 	server_start s
 	a_pid=$PID
 	send_start --drain-ms 500 "127.0.0.1:$PORT"
