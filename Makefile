@@ -93,11 +93,24 @@ build/asan/t/grpccli_send: build/asan/t/grpccli-peer/send.o build/asan/liblgr.a
 	@mkdir -p $(@D)
 	$(CC) $(SANITIZE) -o $@ $^ $(LDLIBS)
 
-# libFuzzer builds need clang.
-build/fuzz/fuzz_%: t/fuzz/fuzz_%.c $(LIB_SRC) $(GEN_C)
+# libFuzzer builds need clang. The library is instrumented once, into
+# its own archive, and each target links against it.
+FUZZ_FLAGS = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_LIB_OBJ = $(LIB_OBJ:build/obj/%=build/fuzz/%)
+
+build/fuzz/gen/%.o: build/gen/%.c $(GEN_H)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(CPPFLAGS) -O1 -g $(WARN) -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=all -o $@ $^ $(LDLIBS)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/%.o: %.c $(GEN_H)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) $(WARN) -fsanitize=fuzzer-no-link -MMD -c -o $@ $<
+
+build/fuzz/liblgr.a: $(FUZZ_LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+build/fuzz/fuzz_%: build/fuzz/t/fuzz/fuzz_%.o build/fuzz/liblgr.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 unit: $(UNIT_BIN) $(REPLAY_BIN) build/asan/t/grpccli_send
 
