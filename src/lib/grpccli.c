@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <nghttp2/nghttp2.h>
@@ -1067,14 +1068,32 @@ conn_on_tcp_closed(uv_handle_t *h)
 	uv_timer_start(&k->timer, conn_on_timer, k->retry_ms, 0);
 }
 
+/* Close the socket. What the server sent and nobody read is read and
+ * thrown away first: closing over unread bytes sends RST, not FIN, and
+ * an RST makes the server's kernel drop what the server has not read
+ * yet, our last batches among them. */
+static void
+conn_close_tcp(struct gconn *k)
+{
+	uv_os_fd_t fd;
+	int i;
+
+	if (uv_is_closing((uv_handle_t *)&k->tcp))
+		return;
+	if (uv_fileno((uv_handle_t *)&k->tcp, &fd) == 0)
+		for (i = 0; i < 64 && recv(fd, k->cli->rbuf,
+		    sizeof(k->cli->rbuf), MSG_DONTWAIT) > 0; i++)
+			;
+	uv_close((uv_handle_t *)&k->tcp, conn_on_tcp_closed);
+}
+
 static void
 conn_on_shutdown(uv_shutdown_t *req, int status)
 {
 	struct gconn *k = req->data;
 
 	(void)status;
-	if (!uv_is_closing((uv_handle_t *)&k->tcp))
-		uv_close((uv_handle_t *)&k->tcp, conn_on_tcp_closed);
+	conn_close_tcp(k);
 }
 
 /* Take the connection down: account for its batches, log why (why NULL:
@@ -1130,7 +1149,7 @@ conn_down(struct gconn *k, const char *why, int graceful)
 			return;
 	}
 	k->state = CONN_CLOSING;
-	uv_close((uv_handle_t *)&k->tcp, conn_on_tcp_closed);
+	conn_close_tcp(k);
 }
 
 static int
@@ -1713,9 +1732,7 @@ cli_finish(struct gcli *c, int force)
 		if (force && k->state == CONN_CLOSING) {
 			/* Maybe waiting on writes a server does not read:
 			 * stop waiting. */
-			if (!uv_is_closing((uv_handle_t *)&k->tcp))
-				uv_close((uv_handle_t *)&k->tcp,
-				    conn_on_tcp_closed);
+			conn_close_tcp(k);
 			k->dead = 1;
 			continue;
 		}
