@@ -1139,9 +1139,14 @@ ingress_stop() {
 	same_file "$t/want.bc" "$t/bc"
 	run -0 grep -E 'event=(sink_st|bindings)' "$ERR"
 	same 11 "${#lines[@]}"
-	same "lgr-route: level=info event=sink_stopped sink=\"file:$t/b\" ingress=2 egress=2 dropped=0" "${lines[4]}"
-	same "lgr-route: level=info event=sink_started sink=\"file:$t/bc\"" "${lines[5]}"
-	same "lgr-route: level=info event=bindings_loaded file=$t/bindings added=1 removed=1" "${lines[6]}"
+	# The removed sink drains on its own thread, so its stop line may
+	# come before or after the reload's other lines.
+	run -0 grep -c "event=sink_stopped sink=\"file:$t/b\" ingress=2 egress=2 dropped=0" "$ERR"
+	same 1 "$output"
+	run -0 grep -c "event=sink_started sink=\"file:$t/bc\"" "$ERR"
+	same 1 "$output"
+	run -0 grep -c "event=bindings_loaded file=$t/bindings added=1 removed=1" "$ERR"
+	same 1 "$output"
 	# Unchanged sinks ran from start to end, once.
 	run -0 grep -c "event=sink_started sink=\"file:$t/all\"" "$ERR"
 	same 1 "$output"

@@ -9,6 +9,7 @@
  * ring holds (up to --drain-timeout) and the counts go to stderr; exit 0.
  * SIGHUP reloads the bindings file and reopens file: sinks. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@ static const struct opt_prog prog = {
 struct route {
 	struct sink_conf conf;
 	struct sink *sinks;	/* every running sink */
+	struct sink *retiring;	/* removed by a reload, still draining */
 	const char *bindings;
 	unsigned grace_ms;
 	int64_t interval_ms;
@@ -116,7 +118,7 @@ route_read_bindings(struct route *rt, char ***specs, size_t *n)
 			    "reason=\"%s\"", rt->bindings, lineno, err);
 			goto fail;
 		}
-		sink_stop(probe, 0);	/* never started: only freed */
+		sink_free(probe);	/* only checked, never started */
 		if (*n == cap) {
 			char **more;
 
@@ -154,7 +156,7 @@ route_start(struct route *rt, const char *spec, int from_file)
 	if (sink_start(s) == -1) {
 		log_error("event=sink_failed spec=\"%s\" error=\"%s\"", spec,
 		    strerror(errno));
-		sink_stop(s, 0);
+		sink_free(s);
 		return -1;
 	}
 	route_add(rt, s);
@@ -191,8 +193,11 @@ route_reload(struct route *rt)
 			pp = &s->next;
 			continue;
 		}
+		/* It drains on its own thread; the others go on. */
 		*pp = s->next;
-		sink_stop(s, rt->grace_ms);
+		sink_begin_stop(s, rt->grace_ms);
+		s->next = rt->retiring;
+		rt->retiring = s;
 		removed++;
 	}
 	for (i = 0; i < n; i++) {
@@ -207,12 +212,27 @@ route_reload(struct route *rt)
 	    rt->bindings, added, removed);
 }
 
+/* Free the removed sinks that are done draining; never blocks. */
 static void
-route_frame(struct route *rt, const unsigned char *p, size_t len)
+route_reap(struct route *rt)
+{
+	struct sink **pp = &rt->retiring, *s;
+
+	while ((s = *pp) != NULL) {
+		if (sink_try_finish(s)) {
+			*pp = s->next;
+			sink_free(s);
+		} else {
+			pp = &s->next;
+		}
+	}
+}
+
+static void
+route_dispatch(struct route *rt, const unsigned char *p, size_t len)
 {
 	struct sink *s;
 
-	rt->ingress++;
 	for (s = rt->sinks; s; s = s->next)
 		if (sink_match(s, p, len))
 			ring_push(&s->ring, p - FRAME_HEADER, len + FRAME_HEADER);
@@ -245,7 +265,7 @@ route_metrics(struct route *rt, struct frame_writer *mw)
 	while (p < mw->buf + mw->len) {
 		uint32_t n = frame_get_len(p);
 
-		route_frame(rt, p + FRAME_HEADER, n);
+		route_dispatch(rt, p + FRAME_HEADER, n);	/* not ingress */
 		p += FRAME_HEADER + n;
 	}
 	mw->len = 0;
@@ -426,9 +446,30 @@ main(int argc, char **argv)
 				next_metrics = time_mono_ms() + rt.interval_ms;
 			}
 		}
+		if (!frame_reader_ready(&in)) {
+			/* Signals are flags: look before every read, so a
+			 * steady input cannot hide them. */
+			if (sig_term()) {
+				log_info("event=signal signal=TERM action=stop");
+				break;
+			}
+			if (sig_hup_take())
+				route_reload(&rt);
+			route_reap(&rt);
+			/* With self-metrics on, wait for input no longer
+			 * than the next round is due. */
+			if (rt.interval_ms) {
+				struct pollfd pfd = { STDIN_FILENO, POLLIN, 0 };
+				int64_t wait = next_metrics - time_mono_ms();
+
+				if (wait > 0 && poll(&pfd, 1, (int)wait) <= 0)
+					continue;
+			}
+		}
 		rc = frame_read(&in, &p, &len);
 		if (rc == 1) {
-			route_frame(&rt, p, len);
+			rt.ingress++;
+			route_dispatch(&rt, p, len);
 			continue;
 		}
 		if (rc == 0)
@@ -451,9 +492,19 @@ main(int argc, char **argv)
 		break;
 	}
 	route_publish(&rt);
+	/* Every sink drains at once; then each gets what is left of its
+	 * grace. */
+	for (s = rt.sinks; s; s = s->next)
+		sink_begin_stop(s, rt.grace_ms);
 	while ((s = rt.sinks) != NULL) {
 		rt.sinks = s->next;
 		sink_stop(s, rt.grace_ms);
+		sink_free(s);
+	}
+	while ((s = rt.retiring) != NULL) {
+		rt.retiring = s->next;
+		sink_stop(s, rt.grace_ms);
+		sink_free(s);
 	}
 	log_info("event=stop ingress=%llu oversized=%llu",
 	    (unsigned long long)rt.ingress, (unsigned long long)in.oversized);

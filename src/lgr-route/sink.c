@@ -29,6 +29,8 @@
 
 extern char **environ;
 
+static char *sink_make_name(const struct sink *s);
+
 static const struct {
 	const char *name;
 	int field;		/* v2 Envelope oneof field */
@@ -218,11 +220,16 @@ sink_parse(const char *spec, const struct sink_conf *conf, char *err,
 	}
 	if (sink_parse_dest(s, dest, err, errlen) == -1)
 		goto fail;
+	if ((s->name = sink_make_name(s)) == NULL) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		goto fail;
+	}
 	return s;
 fail:
 	if (s) {
 		free(s->spec);
 		free(s->spec_copy);
+		free(s->name);
 		free(s);
 	}
 	return NULL;
@@ -242,10 +249,12 @@ sink_match(const struct sink *s, const uint8_t *env, size_t len)
 			return 0;
 	}
 	if (f->nids) {
-		if (envelope_peek_source_id(env, len, &v, &n) == -1)
+		int rc = envelope_peek_source_id(env, len, &v, &n);
+
+		if (rc == -1)
 			return 0;
-		if (v == NULL)
-			n = 0;
+		if (rc == 0 || v == NULL)
+			n = 0;	/* no source_id: matches only an empty ID */
 		for (i = 0; i < f->nids; i++)
 			if (f->id_len[i] == n && memcmp(f->ids[i], v, n) == 0)
 				break;
@@ -261,16 +270,25 @@ sink_match(const struct sink *s, const uint8_t *env, size_t len)
 	return 1;
 }
 
-/* The destination as a log field value. */
+/* The destination as a log field value, made once at parse time. */
 static const char *
 sink_name(const struct sink *s)
 {
+	return s->name;
+}
+
+static char *
+sink_make_name(const struct sink *s)
+{
 	static const char *schemes[] = { "file:", "fd:", "exec:", "unix:",
 		"tcp:", "grpc://", "grpcs://" };
-	static _Thread_local char buf[256];
+	size_t n = strlen(schemes[s->dest]) + strlen(s->target) + 1;
+	char *buf = malloc(n), *c;
 
-	snprintf(buf, sizeof(buf), "%s%s", schemes[s->dest], s->target);
-	for (char *c = buf; *c; c++)
+	if (buf == NULL)
+		return NULL;
+	snprintf(buf, n, "%s%s", schemes[s->dest], s->target);
+	for (c = buf; *c; c++)
 		if (*c == '"')
 			*c = '\'';
 	return buf;
@@ -289,6 +307,7 @@ sink_spawn(struct sink *s)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
+	sigset_t mask, dfl;
 	char *argv[] = { "sh", "-c", (char *)s->target, NULL };
 	int p[2], rc;
 
@@ -297,9 +316,18 @@ sink_spawn(struct sink *s)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, p[0], 0);
 	/* Its own process group, so stopping it stops what sh started. */
+	/* Its own process group, so stopping it stops what sh started; and
+	 * the signals as a fresh program has them, not lgr-route's (SIGPIPE
+	 * ignored, the sink thread's mask). */
+	sigemptyset(&mask);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
 	posix_spawnattr_init(&at);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
+	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	posix_spawnattr_setpgroup(&at, 0);
+	posix_spawnattr_setsigmask(&at, &mask);
+	posix_spawnattr_setsigdefault(&at, &dfl);
 	rc = posix_spawn(&s->child, "/bin/sh", &fa, &at, argv, environ);
 	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
@@ -452,6 +480,7 @@ sink_thread(void *arg)
 	struct frame_writer w;
 	unsigned backoff = BACKOFF_MIN_MS;
 	int fd = -1, opened = 0;
+	struct timespec since;	/* when fd was opened */
 	size_t cap = s->conf->max_frame + FRAME_HEADER;
 
 	sig_block_here();	/* signals are main's to handle */
@@ -484,25 +513,33 @@ sink_thread(void *arg)
 				continue;
 			}
 			w.fd = fd;
+			clock_gettime(CLOCK_MONOTONIC, &since);
 			if (s->dest == DEST_EXEC || s->dest == DEST_TCP ||
 			    s->dest == DEST_UNIX)
 				log_info("event=sink_connected sink=\"%s\"",
 				    sink_name(s));
 		}
 		n = ring_pop_into(&s->ring, &w, 4096);
-		if (n == -1) {
+		if (n == -1 || (n == 0 && frame_flush(&w) == -1)) {
+			struct timespec now;
+
 			sink_fail(s, &w, &fd, "write");
+			/* A destination that fails soon after it opened (a
+			 * child that exits at once, a closed pipe) is
+			 * retried with backoff, not in a loop. */
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (now.tv_sec - since.tv_sec >= 2) {
+				backoff = BACKOFF_MIN_MS;
+			} else if (!atomic_load(&s->stopping)) {
+				sleep_ms(backoff);
+				backoff = backoff * 2 > BACKOFF_MAX_MS ?
+				    BACKOFF_MAX_MS : backoff * 2;
+			}
 			continue;
 		}
 		atomic_store(&s->egress, w.flushed);
-		if (n > 0) {
-			backoff = BACKOFF_MIN_MS;
+		if (n > 0)
 			continue;
-		}
-		if (frame_flush(&w) == -1) {
-			sink_fail(s, &w, &fd, "write");
-			continue;
-		}
 		atomic_store(&s->egress, w.flushed);
 		if (atomic_exchange(&s->reopen, 0) && s->dest == DEST_FILE) {
 			close(fd);
@@ -556,23 +593,64 @@ sink_dropped(struct sink *s)
 }
 
 void
+sink_begin_stop(struct sink *s, unsigned grace_ms)
+{
+	if (!s->started || s->stop_begun)
+		return;
+	s->stop_begun = 1;
+	ring_publish(&s->ring);
+	atomic_store(&s->stopping, 1);
+	ring_close(&s->ring);
+	clock_gettime(CLOCK_REALTIME, &s->deadline);
+	s->deadline.tv_sec += grace_ms / 1000;
+	s->deadline.tv_nsec += (long)(grace_ms % 1000) * 1000000;
+	if (s->deadline.tv_nsec >= 1000000000) {
+		s->deadline.tv_sec++;
+		s->deadline.tv_nsec -= 1000000000;
+	}
+}
+
+static void
+sink_end(struct sink *s)
+{
+	uint64_t in, out;
+
+	in = ring_ingress(&s->ring);
+	out = sink_egress(s);
+	/* What never reached the destination is dropped. */
+	log_info("event=sink_stopped sink=\"%s\" ingress=%llu egress=%llu "
+	    "dropped=%llu", sink_name(s), (unsigned long long)in,
+	    (unsigned long long)out, (unsigned long long)(in - out));
+	ring_release(&s->ring);
+}
+
+int
+sink_try_finish(struct sink *s)
+{
+	struct timespec now;
+
+	if (!s->started)
+		return 1;
+	if (pthread_tryjoin_np(s->thread, NULL) == 0) {
+		sink_end(s);
+		s->started = 0;
+		return 1;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (now.tv_sec > s->deadline.tv_sec || (now.tv_sec ==
+	    s->deadline.tv_sec && now.tv_nsec >= s->deadline.tv_nsec)) {
+		sink_stop(s, 0);	/* past its grace: cut it off */
+		return 1;
+	}
+	return 0;
+}
+
+void
 sink_stop(struct sink *s, unsigned grace_ms)
 {
-	struct timespec deadline;
-	uint64_t in, out, dropped;
-
 	if (s->started) {
-		ring_publish(&s->ring);
-		atomic_store(&s->stopping, 1);
-		ring_close(&s->ring);
-		clock_gettime(CLOCK_REALTIME, &deadline);
-		deadline.tv_sec += grace_ms / 1000;
-		deadline.tv_nsec += (long)(grace_ms % 1000) * 1000000;
-		if (deadline.tv_nsec >= 1000000000) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000;
-		}
-		if (pthread_timedjoin_np(s->thread, NULL, &deadline) != 0) {
+		sink_begin_stop(s, grace_ms);
+		if (pthread_timedjoin_np(s->thread, NULL, &s->deadline) != 0) {
 			/* Its destination does not take what it holds. */
 			log_warn("event=sink_stuck sink=\"%s\" grace_ms=%u",
 			    sink_name(s), grace_ms);
@@ -587,16 +665,16 @@ sink_stop(struct sink *s, unsigned grace_ms)
 				sink_reap(s);
 			}
 		}
-		in = ring_ingress(&s->ring);
-		out = sink_egress(s);
-		/* What never reached the destination is dropped. */
-		dropped = in - out;
-		log_info("event=sink_stopped sink=\"%s\" ingress=%llu egress=%llu "
-		    "dropped=%llu", sink_name(s), (unsigned long long)in,
-		    (unsigned long long)out, (unsigned long long)dropped);
-		ring_release(&s->ring);
+		sink_end(s);
+		s->started = 0;
 	}
+}
+
+void
+sink_free(struct sink *s)
+{
 	free(s->spec);
 	free(s->spec_copy);
+	free(s->name);
 	free(s);
 }

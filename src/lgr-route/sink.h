@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "grpccli.h"
 #include "ring.h"
@@ -59,6 +60,9 @@ struct sink {
 	pthread_t thread;
 	int started;
 	int from_file;		/* from --bindings: reloadable */
+	int stop_begun;
+	struct timespec deadline;	/* of the stop's grace */
+	char *name;		/* DEST as a log field value */
 	_Atomic int reopen;	/* file: reopen at the next chance */
 	_Atomic int stopping;
 	_Atomic uint64_t egress;	/* frames handed to the destination */
@@ -79,9 +83,16 @@ struct sink *sink_parse(const char *spec, const struct sink_conf *conf,
 int sink_match(const struct sink *s, const uint8_t *env, size_t len);
 /* Start the sink's ring and thread. 0, or -1 with errno. */
 int sink_start(struct sink *s);
-/* Close the ring, let the thread write what it holds (up to grace_ms,
- * then interrupt its destination), join it, and free the sink. */
+/* Close the ring and let the thread write what it holds, for grace_ms
+ * at most; returns at once. */
+void sink_begin_stop(struct sink *s, unsigned grace_ms);
+/* 1 when a stopping sink's thread is done (or was cut off, its grace
+ * over), its counts logged; 0 while it still drains. Never blocks. */
+int sink_try_finish(struct sink *s);
+/* sink_begin_stop, then wait out the grace and cut off the destination
+ * (kill the child, cancel the thread) if it has not taken everything. */
 void sink_stop(struct sink *s, unsigned grace_ms);
+void sink_free(struct sink *s);
 /* Frames written to the destination so far. */
 uint64_t sink_egress(struct sink *s);
 /* Frames dropped so far: by the ring plus lost at the destination. */
