@@ -373,6 +373,7 @@ main(int argc, char **argv)
 	}
 	if (optind < argc)
 		opt_usage_error("unexpected argument '%s'", argv[optind]);
+	rt.conf.grace_ms = rt.grace_ms;
 	if (nfixed == 0 && rt.bindings == NULL)
 		opt_usage_error("no sinks: give --sink, --to or --bindings");
 	if ((rt.conf.tls_cert == NULL) != (rt.conf.tls_key == NULL))

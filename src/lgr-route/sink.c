@@ -157,7 +157,8 @@ sink_parse_dest(struct sink *s, char *dest, char *err, size_t errlen)
 			if (len == 0 || colon == NULL || colon == a ||
 			    colon + 1 == a + len ||
 			    strspn(colon + 1, "0123456789") != (size_t)(a + len -
-			    colon - 1)) {
+			    colon - 1) || a + len - colon - 1 > 5 ||
+			    atoi(colon + 1) > 65535) {
 				snprintf(err, errlen, "'%s' is not HOST:PORT"
 				    "[,HOST:PORT...]", s->target);
 				return -1;
@@ -467,7 +468,12 @@ sink_grpc(struct sink *s)
 	o.queue = GRPCCLI_QUEUE;
 	o.keepalive_ms = GRPCCLI_KEEPALIVE_MS;
 	o.connect_ms = GRPCCLI_CONNECT_MS;
-	o.drain_ms = GRPCCLI_DRAIN_MS;
+	/* Leave the client time to give up cleanly inside lgr-route's own
+	 * grace, so a dead server never needs the thread cancelled. */
+	o.drain_ms = s->conf->grace_ms / 2 < GRPCCLI_DRAIN_MS ?
+	    s->conf->grace_ms / 2 : GRPCCLI_DRAIN_MS;
+	if (o.drain_ms == 0)
+		o.drain_ms = 1;
 	s->grpc = &s->gstats;
 	grpccli_run(&o, &s->ring, &s->gstats);
 	free(list);

@@ -47,6 +47,7 @@ struct sink_conf {
 	size_t batch_max;
 	unsigned flush_ms;
 	SSL_CTX *ssl;		/* grpcs:// client context */
+	unsigned grace_ms;	/* --drain-timeout */
 };
 
 struct sink {
