@@ -13,7 +13,8 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 WARN = -Wall -Wextra -Werror -Wvla -Wshadow -Wno-missing-field-initializers
 CPPFLAGS += -D_GNU_SOURCE -Isrc/lib -Ibuild/gen
-LDLIBS = -lprotobuf-c -ljansson -luv -lnghttp2 -lssl -lcrypto -lpthread -lm
+LDLIBS = -lprotobuf-c -ljansson -luv -lnghttp2 -lmicrohttpd -lwslay -lcurl \
+	-lssl -lcrypto -lpthread -lm
 SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CC ?= clang
 FUZZ_TIME ?= 60
@@ -21,7 +22,7 @@ FUZZ_SHORT ?= 5
 
 -include config.mak
 
-PROGS = lgr-cat lgr-diode lgr-emit lgr-recv lgr-route
+PROGS = lgr-cat lgr-diode lgr-emit lgr-recv lgr-route lgr-ws
 BINS = $(PROGS:%=bin/%)
 
 PROTOS = $(wildcard share/proto/*/*.proto)
@@ -93,6 +94,14 @@ build/asan/t/grpccli_send: build/asan/t/grpccli-peer/send.o build/asan/liblgr.a
 	@mkdir -p $(@D)
 	$(CC) $(SANITIZE) -o $@ $^ $(LDLIBS)
 
+# Any other test driver: t/drivers/NAME.c becomes build/asan/t/NAME.
+DRIVER_SRC = $(wildcard t/drivers/*.c)
+DRIVER_BIN = $(DRIVER_SRC:t/drivers/%.c=build/asan/t/%)
+
+build/asan/t/%: build/asan/t/drivers/%.o build/asan/liblgr.a
+	@mkdir -p $(@D)
+	$(CC) $(SANITIZE) -o $@ $^ $(LDLIBS)
+
 # libFuzzer builds need clang. The library is instrumented once, into
 # its own archive, and each target links against it.
 FUZZ_FLAGS = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all
@@ -112,7 +121,7 @@ build/fuzz/liblgr.a: $(FUZZ_LIB_OBJ)
 build/fuzz/fuzz_%: build/fuzz/t/fuzz/fuzz_%.o build/fuzz/liblgr.a
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
-unit: $(UNIT_BIN) $(REPLAY_BIN) build/asan/t/grpccli_send
+unit: $(UNIT_BIN) $(REPLAY_BIN) build/asan/t/grpccli_send $(DRIVER_BIN)
 
 check: all unit $(FUZZ_BIN)
 	@FUZZ_SHORT=$(FUZZ_SHORT) bash t/run
