@@ -15,6 +15,9 @@
 #define READ_CHUNK (64 * 1024)
 #define STREAM_WINDOW (1 << 20)
 #define CONN_WINDOW (16 << 20)
+/* Bytes in libuv's write queue before streaming calls stop producing:
+ * the client's windows may be large, its socket still full. */
+#define WQ_LIMIT (1024 * 1024)
 
 struct grpc_server {
 	uv_loop_t *loop;
@@ -42,6 +45,9 @@ struct gconn {
 	SSL *ssl;
 	BIO *rbio, *wbio;	/* network side of ssl */
 	int closing;
+	int in_flush, flush_again;	/* gconn_flush is not re-entered */
+	int wq_blocked;		/* a call waits for the socket to drain */
+	unsigned nstreaming;	/* server-streaming calls open */
 	struct gstream *streams;	/* open, freed with the connection */
 	char peer[64];
 };
@@ -61,6 +67,16 @@ struct gstream {
 	unsigned char *msg;	/* a message split across DATA frames */
 	size_t msg_len, msg_have;
 	size_t sent;		/* response body bytes sent */
+	/* Server-streaming calls: the responses queued for HTTP/2. */
+	struct gconn *c;
+	int streaming;		/* opened; on_close is owed */
+	void *arg;
+	unsigned char *out;
+	size_t out_off, out_len, out_cap;
+	int deferred;		/* the data provider is waiting for more */
+	int notify;		/* on_writable is owed */
+	int finishing, fin_status;
+	char fin_why[128];
 };
 
 struct gwrite {
@@ -147,6 +163,168 @@ gstream_ok(struct gconn *c, struct gstream *st)
 	nghttp2_submit_response(c->h2, st->id, nv, 2, &prd);
 }
 
+/* The body of a server-streaming call: what the handler queued, then
+ * the trailers once it has finished. */
+static ssize_t
+gstream_stream_body(nghttp2_session *h2, int32_t id, uint8_t *buf,
+    size_t len, uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+	struct gstream *st = src->ptr;
+	struct gconn *c = user;
+	size_t have = st->out_len - st->out_off;
+
+	if (have == 0) {
+		if (st->finishing) {
+			char num[16] = "";
+			nghttp2_nv tr[2];
+
+			snprintf(num, sizeof(num), "%d", st->fin_status);
+			tr[0] = (nghttp2_nv)NV("grpc-status", num);
+			tr[1] = (nghttp2_nv)NV("grpc-message", st->fin_why);
+			*flags |= NGHTTP2_DATA_FLAG_EOF |
+			    NGHTTP2_DATA_FLAG_NO_END_STREAM;
+			nghttp2_submit_trailer(h2, id, tr,
+			    st->fin_why[0] ? 2 : 1);
+			return 0;
+		}
+		st->deferred = 1;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	if (c->tcp.write_queue_size > WQ_LIMIT) {
+		st->deferred = 1;
+		c->wq_blocked = 1;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	if (len > have)
+		len = have;
+	memcpy(buf, st->out + st->out_off, len);
+	st->out_off += len;
+	if (st->out_off == st->out_len)
+		st->out_off = st->out_len = 0;
+	if (st->out_len - st->out_off < GRPC_CALL_LOW_WATER && !st->finishing)
+		st->notify = 1;
+	return (ssize_t)len;
+}
+
+static void
+gstream_open(struct gconn *c, struct gstream *st, const uint8_t *p,
+    size_t n)
+{
+	static const nghttp2_nv nv[] = {
+		NV(":status", "200"),
+		NV("content-type", "application/grpc"),
+	};
+	nghttp2_data_provider prd;
+	const char *why = NULL;
+	int rc;
+
+	st->c = c;
+	rc = st->m->on_open(c->srv->ctx, (struct grpc_call *)st, p, n, &why);
+	if (rc != GRPC_OK) {
+		gstream_fail(c, st, rc, why);
+		return;
+	}
+	st->done = 1;		/* nothing more is read from the client */
+	st->streaming = 1;
+	c->nstreaming++;
+	prd.source.ptr = st;
+	prd.read_callback = gstream_stream_body;
+	nghttp2_submit_response(c->h2, st->id, nv, 2, &prd);
+}
+
+/* The call is gone: tell its handler, once. */
+static void
+gstream_closed(struct gconn *c, struct gstream *st)
+{
+	if (!st->streaming)
+		return;
+	st->streaming = 0;
+	c->nstreaming--;
+	if (st->m->on_close)
+		st->m->on_close(c->srv->ctx, (struct grpc_call *)st, st->arg);
+}
+
+void
+grpc_call_set_arg(struct grpc_call *call, void *arg)
+{
+	((struct gstream *)call)->arg = arg;
+}
+
+size_t
+grpc_call_pending(const struct grpc_call *call)
+{
+	const struct gstream *st = (const struct gstream *)call;
+
+	return st->out_len - st->out_off;
+}
+
+const char *
+grpc_call_peer(const struct grpc_call *call)
+{
+	return ((const struct gstream *)call)->c->peer;
+}
+
+static void
+gstream_resume(struct gconn *c, struct gstream *st)
+{
+	if (st->deferred) {
+		st->deferred = 0;
+		nghttp2_session_resume_data(c->h2, st->id);
+	}
+	gconn_flush(c);
+}
+
+int
+grpc_call_send(struct grpc_call *call, const void *msg, size_t len)
+{
+	struct gstream *st = (struct gstream *)call;
+	size_t need = GRPC_PREFIX + len;
+
+	if (st->finishing || st->c->closing)
+		return -1;
+	if (st->out_off > 0 && st->out_len + need > st->out_cap) {
+		memmove(st->out, st->out + st->out_off, st->out_len - st->out_off);
+		st->out_len -= st->out_off;
+		st->out_off = 0;
+	}
+	if (st->out_len + need > st->out_cap) {
+		size_t cap = st->out_cap ? st->out_cap : 16384;
+		unsigned char *p;
+
+		while (cap < st->out_len + need)
+			cap *= 2;
+		p = realloc(st->out, cap);
+		if (p == NULL)
+			return -1;
+		st->out = p;
+		st->out_cap = cap;
+	}
+	st->out[st->out_len] = 0;
+	st->out[st->out_len + 1] = (unsigned char)(len >> 24);
+	st->out[st->out_len + 2] = (unsigned char)(len >> 16);
+	st->out[st->out_len + 3] = (unsigned char)(len >> 8);
+	st->out[st->out_len + 4] = (unsigned char)len;
+	memcpy(st->out + st->out_len + GRPC_PREFIX, msg, len);
+	st->out_len += need;
+	gstream_resume(st->c, st);
+	return 0;
+}
+
+void
+grpc_call_finish(struct grpc_call *call, int status, const char *why)
+{
+	struct gstream *st = (struct gstream *)call;
+
+	if (st->finishing)
+		return;
+	st->finishing = 1;
+	st->fin_status = status;
+	snprintf(st->fin_why, sizeof(st->fin_why), "%s", why ? why : "");
+	if (status != GRPC_OK)
+		st->c->srv->stats.calls_failed++;
+	gstream_resume(st->c, st);
+}
+
 static void
 gstream_message(struct gconn *c, struct gstream *st, const uint8_t *p,
     size_t n)
@@ -159,6 +337,10 @@ gstream_message(struct gconn *c, struct gstream *st, const uint8_t *p,
 	if (st->m->unary && st->messages > 1) {
 		gstream_fail(c, st, GRPC_INVALID_ARGUMENT,
 		    "unary call with more than one message");
+		return;
+	}
+	if (st->m->server_stream) {
+		gstream_open(c, st, p, n);
 		return;
 	}
 	rc = st->m->on_message(c->srv->ctx, p, n, &why);
@@ -359,7 +541,7 @@ on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user)
 	if (st->hdr_have > 0 || st->need > 0)
 		gstream_fail(c, st, GRPC_INVALID_ARGUMENT,
 		    "stream ended inside a message");
-	else if (st->m->unary && st->messages == 0)
+	else if ((st->m->unary || st->m->server_stream) && st->messages == 0)
 		gstream_fail(c, st, GRPC_INVALID_ARGUMENT,
 		    "unary call without a message");
 	else
@@ -396,6 +578,8 @@ on_stream_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user)
 	(void)code;
 	if (st == NULL)
 		return 0;
+	gstream_closed(c, st);
+	free(st->out);
 	gstream_free_msg(c->srv, st);
 	nghttp2_session_set_stream_user_data(h2, id, NULL);
 	gstream_unlink(c, st);
@@ -416,6 +600,8 @@ gconn_free(uv_handle_t *h)
 		struct gstream *st = c->streams;
 
 		c->streams = st->next;
+		gstream_closed(c, st);
+		free(st->out);
 		gstream_free_msg(c->srv, st);
 		free(st);
 	}
@@ -455,8 +641,22 @@ gconn_written(uv_write_t *req, int status)
 	struct gconn *c = req->handle->data;
 
 	free(w);
-	if (status < 0 && !c->closing)
+	if (status < 0 && !c->closing) {
 		gconn_close(c, uv_strerror(status));
+		return;
+	}
+	if (c->wq_blocked && !c->closing &&
+	    c->tcp.write_queue_size <= WQ_LIMIT / 2) {
+		struct gstream *st;
+
+		c->wq_blocked = 0;
+		for (st = c->streams; st; st = st->next)
+			if (st->deferred && st->out_len > st->out_off) {
+				st->deferred = 0;
+				nghttp2_session_resume_data(c->h2, st->id);
+			}
+		gconn_flush(c);
+	}
 }
 
 /* Queue n bytes to the socket as one write. */
@@ -493,9 +693,45 @@ gconn_drain_tls(struct gconn *c)
 	return 0;
 }
 
-/* Everything nghttp2 wants to send, gathered into few writes. */
+static void gconn_flush_once(struct gconn *c);
+
+/* Server-streaming handlers whose buffers drained want more. */
+static void
+gconn_notify(struct gconn *c)
+{
+	struct gstream *st;
+
+	for (st = c->streams; st && !c->closing; st = st->next)
+		if (st->notify && st->streaming) {
+			st->notify = 0;
+			if (st->m->on_writable)
+				st->m->on_writable(c->srv->ctx,
+				    (struct grpc_call *)st, st->arg);
+		}
+}
+
+/* Send what nghttp2 has, then let handlers add more; never re-entered
+ * (a handler's grpc_call_send asks for another round instead). */
 static void
 gconn_flush(struct gconn *c)
+{
+	if (c->in_flush) {
+		c->flush_again = 1;
+		return;
+	}
+	c->in_flush = 1;
+	do {
+		c->flush_again = 0;
+		gconn_flush_once(c);
+		if (!c->closing)
+			gconn_notify(c);
+	} while (c->flush_again && !c->closing);
+	c->in_flush = 0;
+}
+
+/* Everything nghttp2 wants to send, gathered into few writes. */
+static void
+gconn_flush_once(struct gconn *c)
 {
 	char batch[READ_CHUNK];
 	size_t have = 0;
@@ -638,6 +874,8 @@ gconn_idle(uv_timer_t *t)
 {
 	struct gconn *c = t->data;
 
+	if (c->nstreaming > 0)
+		return;		/* a subscriber: quiet is normal */
 	log_info("event=grpc_conn_closed peer=%s reason=\"idle\"", c->peer);
 	nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
 	    nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR,
