@@ -286,12 +286,16 @@ grpc_unimplemented(void *ctx, const uint8_t *msg, size_t len,
 }
 
 static const struct grpc_method methods[] = {
-	{ "/loggregator.v2.Ingress/Sender", 0, grpc_sender },
-	{ "/loggregator.v2.Ingress/BatchSender", 0, grpc_batch },
-	{ "/loggregator.v2.Ingress/Send", 1, grpc_batch },
-	{ "/plumbing.DopplerIngestor/Pusher", 0, grpc_pusher },
-	{ "/loggregator.v2.Egress/Receiver", 0, grpc_unimplemented },
-	{ "/loggregator.v2.Egress/BatchedReceiver", 0, grpc_unimplemented },
+	{ .path = "/loggregator.v2.Ingress/Sender", .on_message = grpc_sender },
+	{ .path = "/loggregator.v2.Ingress/BatchSender",
+	    .on_message = grpc_batch },
+	{ .path = "/loggregator.v2.Ingress/Send", .unary = 1,
+	    .on_message = grpc_batch },
+	{ .path = "/plumbing.DopplerIngestor/Pusher", .on_message = grpc_pusher },
+	{ .path = "/loggregator.v2.Egress/Receiver",
+	    .on_message = grpc_unimplemented },
+	{ .path = "/loggregator.v2.Egress/BatchedReceiver",
+	    .on_message = grpc_unimplemented },
 };
 
 /* UDP: dropsonde and statsd. */
