@@ -74,6 +74,7 @@ struct sub {
 				 * newest and calls ops->full */
 	const struct sub_ops *ops;
 	void *owner;		/* the writer's own state */
+	struct wsd *d;		/* set by sub_init */
 	char name[96];		/* for log lines: kind, peer, path */
 	/* Kept by the feed. */
 	struct sub *prev, *next;

@@ -9,6 +9,7 @@
 
 #include "conv.h"
 #include "envelope.h"
+#include "fmtnum.h"
 
 /*
  * A decoded proto map seen the way Go sees it: one value per key, the last
@@ -1389,4 +1390,104 @@ conv_v2_to_v1(const Loggregator__V2__Envelope *v2, struct arena *a,
 	*out = v;
 	*n = 1;
 	return 0;
+}
+
+/* A deprecated tag's value as text. */
+static const char *
+value_text(const Loggregator__V2__Value *v, struct arena *a)
+{
+	char num[FMT_DOUBLE_MAX];
+
+	if (v == NULL)
+		return "";
+	switch (v->data_case) {
+	case LOGGREGATOR__V2__VALUE__DATA_TEXT:
+		return v->text;
+	case LOGGREGATOR__V2__VALUE__DATA_INTEGER:
+		return arena_printf(a, "%" PRId64, v->integer);
+	case LOGGREGATOR__V2__VALUE__DATA_DECIMAL:
+		fmt_double(num, sizeof(num), v->decimal, FMT_GO_G);
+		return arena_strdup(a, num);
+	default:
+		return "";
+	}
+}
+
+int
+conv_converge_tags(Loggregator__V2__Envelope *e, int preferred,
+    struct arena *a)
+{
+	size_t i, j, n = e->n_tags + e->n_deprecated_tags;
+
+	if (preferred) {
+		Loggregator__V2__Envelope__TagsEntry **t;
+
+		if (e->n_deprecated_tags == 0)
+			return 0;
+		t = arena_alloc(a, n * sizeof(*t));
+		if (t == NULL)
+			return -1;
+		memcpy(t, e->tags, e->n_tags * sizeof(*t));
+		n = e->n_tags;
+		for (i = 0; i < e->n_deprecated_tags; i++) {
+			Loggregator__V2__Envelope__DeprecatedTagsEntry *d =
+			    e->deprecated_tags[i];
+			Loggregator__V2__Envelope__TagsEntry *te;
+			const char *v = value_text(d->value, a);
+
+			te = arena_alloc(a, sizeof(*te));
+			if (te == NULL || v == NULL)
+				return -1;
+			loggregator__v2__envelope__tags_entry__init(te);
+			te->key = d->key;
+			te->value = (char *)v;
+			for (j = 0; j < n; j++)
+				if (strcmp(t[j]->key, d->key) == 0)
+					break;
+			t[j] = te;
+			if (j == n)
+				n++;
+		}
+		e->tags = t;
+		e->n_tags = n;
+		e->deprecated_tags = NULL;
+		e->n_deprecated_tags = 0;
+		return 0;
+	} else {
+		Loggregator__V2__Envelope__DeprecatedTagsEntry **t;
+
+		if (e->n_tags == 0)
+			return 0;
+		t = arena_alloc(a, n * sizeof(*t));
+		if (t == NULL)
+			return -1;
+		memcpy(t, e->deprecated_tags, e->n_deprecated_tags * sizeof(*t));
+		n = e->n_deprecated_tags;
+		for (i = 0; i < e->n_tags; i++) {
+			Loggregator__V2__Envelope__DeprecatedTagsEntry *d;
+			Loggregator__V2__Value *v;
+
+			d = arena_alloc(a, sizeof(*d));
+			v = arena_alloc(a, sizeof(*v));
+			if (d == NULL || v == NULL)
+				return -1;
+			loggregator__v2__envelope__deprecated_tags_entry__init(d);
+			loggregator__v2__value__init(v);
+			v->data_case = LOGGREGATOR__V2__VALUE__DATA_TEXT;
+			v->text = e->tags[i]->value;
+			d->key = e->tags[i]->key;
+			d->value = v;
+			for (j = 0; j < n; j++)
+				if (strcmp(t[j]->key, d->key) == 0)
+					break;
+			t[j] = d;
+			if (j == n)
+				n++;
+		}
+		e->deprecated_tags = t;
+		e->n_deprecated_tags = n;
+		e->tags = NULL;
+		e->n_tags = 0;
+		return 0;
+	}
 }
