@@ -149,6 +149,7 @@ install: all
 	for m in $(MANS); do \
 		install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/; \
 	done
+	install -m 644 share/ws-role.sh $(DESTDIR)$(PREFIX)/share/lgr/
 	if [ -d share/sv ]; then cp -R share/sv $(DESTDIR)$(PREFIX)/share/lgr/; fi
 
 clean:
