@@ -1,7 +1,10 @@
 /* lgr-recv: Loggregator ingress. Listens for dropsonde v1 envelopes over
  * UDP, the v2 gRPC Ingress service (Sender, BatchSender, Send) and the v1
  * DopplerIngestor/Pusher over HTTP/2 (h2c, TLS or mTLS), and statsd over
- * UDP; writes every envelope it accepts to stdout as a frame.
+ * UDP; writes every envelope it accepts to stdout as a frame. With
+ * --egress-relay, the egress calls on its gRPC port (v2 Egress, v1
+ * Doppler) go to lgr-ws over a unix socket (relay.c), so a doppler serves
+ * both on one port.
  *
  * Bad input is counted by reason, logged once a second in sum, and
  * skipped; a malformed gRPC message fails its call alone.
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -28,6 +32,7 @@
 #include "metrics.h"
 #include "opt.h"
 #include "pbwire.h"
+#include "relay.h"
 #include "statsd.h"
 #include "tls.h"
 
@@ -44,7 +49,8 @@ static const struct opt_prog prog = {
 	    "[--grpc-max-message BYTES] [--grpc-max-streams N]\n"
 	    "[--grpc-max-conns N] [--idle-timeout SECONDS] [--tag K=V]...\n"
 	    "[--max-frame BYTES] [--metrics-interval SECONDS]\n"
-	    "[--source-id ID] [--statsd-max-keys N] [--notify-fd FD]\n",
+	    "[--source-id ID] [--statsd-max-keys N] [--egress-relay PATH]\n"
+	    "[--notify-fd FD]\n",
 	.help =
 	    "Receive envelopes from the network and write them to stdout as\n"
 	    "frames.\n"
@@ -68,6 +74,10 @@ static const struct opt_prog prog = {
 	    "  --metrics-interval SECONDS  emit self-metrics this often (default 0: off)\n"
 	    "  --source-id ID          source_id of self-metrics (default lgr-recv)\n"
 	    "  --statsd-max-keys N     statsd running values kept (default 10000)\n"
+	    "  --egress-relay PATH     serve the egress calls (v2 Egress Receiver,\n"
+	    "                          BatchedReceiver, v1 Doppler Subscribe,\n"
+	    "                          BatchSubscribe) on the --grpc ports by\n"
+	    "                          handing each to lgr-ws on this unix socket\n"
 	    "  --notify-fd FD          write a newline to FD once listening\n"
 	    "  -h, --help              print this help\n"
 	    "  -V, --version           print the version\n",
@@ -116,6 +126,10 @@ struct recv {
 	SSL_CTX *ssl;
 	struct grpc_server *grpc[MAX_LISTEN];
 	size_t ngrpc;
+	struct grpc_method methods[8];	/* ingress, then egress */
+	size_t nmethods;
+	const char *relay_sock;	/* --egress-relay, or NULL */
+	struct relay relay;
 	struct udp_listener udp[MAX_LISTEN];
 	size_t nudp;
 	uv_signal_t sigterm, sigint, sighup;
@@ -124,6 +138,7 @@ struct recv {
 	int64_t interval_ms;
 	struct metrics metrics;
 	int m_ingress[P_NPROTO], m_dropped[DROP_NREASONS];
+	int m_relay_calls, m_relay_unavailable, m_relay_messages;
 	uint64_t ingress[P_NPROTO];
 	uint64_t dropped[DROP_NREASONS];
 	uint64_t reported[DROP_NREASONS];
@@ -285,18 +300,80 @@ grpc_unimplemented(void *ctx, const uint8_t *msg, size_t len,
 	return GRPC_UNIMPLEMENTED;
 }
 
-static const struct grpc_method methods[] = {
+static const struct grpc_method ingress_methods[] = {
 	{ .path = "/loggregator.v2.Ingress/Sender", .on_message = grpc_sender },
 	{ .path = "/loggregator.v2.Ingress/BatchSender",
 	    .on_message = grpc_batch },
 	{ .path = "/loggregator.v2.Ingress/Send", .unary = 1,
 	    .on_message = grpc_batch },
 	{ .path = "/plumbing.DopplerIngestor/Pusher", .on_message = grpc_pusher },
-	{ .path = "/loggregator.v2.Egress/Receiver",
-	    .on_message = grpc_unimplemented },
-	{ .path = "/loggregator.v2.Egress/BatchedReceiver",
-	    .on_message = grpc_unimplemented },
 };
+
+/* Without --egress-relay: what lgr-recv has always answered. */
+static const struct grpc_method egress_unimplemented[] = {
+	{ .path = RELAY_V2_RECEIVER, .on_message = grpc_unimplemented },
+	{ .path = RELAY_V2_BATCHED, .on_message = grpc_unimplemented },
+};
+
+/* on_open is told no path, so each egress method has its own. */
+static int
+relay_v2_receiver(void *ctx, struct grpc_call *call, const uint8_t *msg,
+    size_t len, const char **why)
+{
+	return relay_open(&((struct recv *)ctx)->relay, RELAY_V2_RECEIVER,
+	    call, msg, len, why);
+}
+
+static int
+relay_v2_batched(void *ctx, struct grpc_call *call, const uint8_t *msg,
+    size_t len, const char **why)
+{
+	return relay_open(&((struct recv *)ctx)->relay, RELAY_V2_BATCHED,
+	    call, msg, len, why);
+}
+
+static int
+relay_v1_subscribe(void *ctx, struct grpc_call *call, const uint8_t *msg,
+    size_t len, const char **why)
+{
+	return relay_open(&((struct recv *)ctx)->relay, RELAY_V1_SUBSCRIBE,
+	    call, msg, len, why);
+}
+
+static int
+relay_v1_batch(void *ctx, struct grpc_call *call, const uint8_t *msg,
+    size_t len, const char **why)
+{
+	return relay_open(&((struct recv *)ctx)->relay, RELAY_V1_BATCH,
+	    call, msg, len, why);
+}
+
+#define RELAY_METHOD(p, fn) { .path = (p), .server_stream = 1, \
+	.on_open = (fn), .on_writable = relay_writable, .on_close = relay_closed }
+
+static const struct grpc_method egress_relayed[] = {
+	RELAY_METHOD(RELAY_V2_RECEIVER, relay_v2_receiver),
+	RELAY_METHOD(RELAY_V2_BATCHED, relay_v2_batched),
+	RELAY_METHOD(RELAY_V1_SUBSCRIBE, relay_v1_subscribe),
+	RELAY_METHOD(RELAY_V1_BATCH, relay_v1_batch),
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The gRPC servers' method table: ingress, and egress as --egress-relay
+ * says. */
+static void
+recv_methods(struct recv *r)
+{
+	const struct grpc_method *eg = r->relay_sock ? egress_relayed :
+	    egress_unimplemented;
+	size_t neg = r->relay_sock ? NELEM(egress_relayed) :
+	    NELEM(egress_unimplemented);
+
+	memcpy(r->methods, ingress_methods, sizeof(ingress_methods));
+	memcpy(r->methods + NELEM(ingress_methods), eg, neg * sizeof(*eg));
+	r->nmethods = NELEM(ingress_methods) + neg;
+}
 
 /* UDP: dropsonde and statsd. */
 
@@ -417,6 +494,12 @@ on_metrics(uv_timer_t *t)
 		metrics_set(&r->metrics, r->m_ingress[i], r->ingress[i]);
 	for (i = 0; i < DROP_NREASONS; i++)
 		metrics_set(&r->metrics, r->m_dropped[i], r->dropped[i]);
+	if (r->relay_sock) {
+		metrics_set(&r->metrics, r->m_relay_calls, r->relay.calls);
+		metrics_set(&r->metrics, r->m_relay_unavailable,
+		    r->relay.unavailable);
+		metrics_set(&r->metrics, r->m_relay_messages, r->relay.messages);
+	}
 	if (metrics_emit(&r->metrics, time_now_ns(), &r->out) == -1) {
 		log_error("event=write_failed error=\"%s\"", strerror(errno));
 		r->status = 1;
@@ -562,17 +645,19 @@ recv_listen_grpc(struct recv *r, const char *spec,
 	char err[256], name[80];
 
 	if (addr_parse(spec, &ss, err, sizeof(err)) == -1 ||
-	    grpc_server_listen(r->loop, (struct sockaddr *)&ss, methods,
-	    sizeof(methods) / sizeof(methods[0]), lim, r->ssl, r,
+	    grpc_server_listen(r->loop, (struct sockaddr *)&ss, r->methods,
+	    r->nmethods, lim, r->ssl, r,
 	    &r->grpc[r->ngrpc], err, sizeof(err)) == -1) {
 		log_error("event=listen_failed proto=grpc addr=%s reason=\"%s\"",
 		    spec, err);
 		exit(1);
 	}
 	grpc_server_addr(r->grpc[r->ngrpc], &ss);
-	log_info("event=listening proto=grpc addr=%s tls=%s",
+	log_info("event=listening proto=grpc addr=%s tls=%s%s%s",
 	    addr_name(&ss, name, sizeof(name)),
-	    r->ssl == NULL ? "off" : r->ca ? "mtls" : "on");
+	    r->ssl == NULL ? "off" : r->ca ? "mtls" : "on",
+	    r->relay_sock ? " egress_relay=" : "",
+	    r->relay_sock ? r->relay_sock : "");
 	r->ngrpc++;
 }
 
@@ -580,6 +665,7 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+		{ "egress-relay", required_argument, NULL, 'e' },
 		{ "grpc", required_argument, NULL, 'g' },
 		{ "grpc-max-conns", required_argument, NULL, 'C' },
 		{ "grpc-max-message", required_argument, NULL, 'M' },
@@ -625,6 +711,9 @@ main(int argc, char **argv)
 		case 'C':
 			lim.max_conns = opt_u64(optarg, "--grpc-max-conns", 1,
 			    100000);
+			break;
+		case 'e':
+			r.relay_sock = optarg;
 			break;
 		case 'd':
 		case 'g':
@@ -689,6 +778,12 @@ main(int argc, char **argv)
 		opt_usage_error("--tls-cert and --tls-key go together");
 	if (r.ca && r.cert == NULL)
 		opt_usage_error("--tls-ca needs --tls-cert and --tls-key");
+	if (r.relay_sock && ngrpc == 0)
+		opt_usage_error("--egress-relay needs --grpc");
+	if (r.relay_sock && (r.relay_sock[0] == '\0' ||
+	    strlen(r.relay_sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)))
+		opt_usage_error("--egress-relay wants a unix socket path of 1 to "
+		    "%zu bytes", sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	if (notify_fd != -1 && fcntl(notify_fd, F_GETFD) == -1)
 		opt_usage_error("--notify-fd %d is not open", notify_fd);
 	if (lim.buffer_budget < lim.max_message)
@@ -726,6 +821,16 @@ main(int argc, char **argv)
 	for (i = 0; i < DROP_NREASONS; i++)
 		r.m_dropped[i] = metrics_add(&r.metrics, "dropped", "reason",
 		    drop_names[i]);
+	if (r.relay_sock) {
+		relay_init(&r.relay, r.loop, r.relay_sock, lim.max_message);
+		r.m_relay_calls = metrics_add(&r.metrics, "relay_calls", NULL,
+		    NULL);
+		r.m_relay_unavailable = metrics_add(&r.metrics,
+		    "relay_unavailable", NULL, NULL);
+		r.m_relay_messages = metrics_add(&r.metrics, "relay_messages",
+		    NULL, NULL);
+	}
+	recv_methods(&r);
 
 	for (i = 0; i < nudp; i++)
 		recv_listen_udp(&r, udp[i], 0);
@@ -766,15 +871,22 @@ main(int argc, char **argv)
 	}
 	{
 		uint64_t dropped = 0;
+		char relay[96] = "";
 
 		for (i = 0; i < DROP_NREASONS; i++)
 			dropped += r.dropped[i];
+		if (r.relay_sock)
+			snprintf(relay, sizeof(relay), " relay_calls=%llu "
+			    "relay_unavailable=%llu relay_messages=%llu",
+			    (unsigned long long)r.relay.calls,
+			    (unsigned long long)r.relay.unavailable,
+			    (unsigned long long)r.relay.messages);
 		log_info("event=stop ingress_udp=%llu ingress_grpc=%llu "
-		    "ingress_statsd=%llu dropped=%llu",
+		    "ingress_statsd=%llu dropped=%llu%s",
 		    (unsigned long long)r.ingress[P_UDP],
 		    (unsigned long long)r.ingress[P_GRPC],
 		    (unsigned long long)r.ingress[P_STATSD],
-		    (unsigned long long)dropped);
+		    (unsigned long long)dropped, relay);
 	}
 	return r.status;
 }
