@@ -336,6 +336,28 @@ ok cc: HTTP 200" "$output"
 	same "" "$output"
 }
 
+@test "a check cancelled from inside a callback is never answered" {
+	peer_start p
+	# Answers 1 and 3 come from one call, in one go; 2 and 4 are cancelled.
+	check --parallel --repeat 4 --cancel-next admin "bearer admin-token"
+	same 2 "$(grep -c '^ok ' "$BATS_TEST_TMPDIR/out")"
+	same 2 "$(wc -l <"$BATS_TEST_TMPDIR/out" | tr -d ' ')"
+	check --parallel --repeat 3 --cancel-next admin ""
+	same 2 "$(wc -l <"$BATS_TEST_TMPDIR/out" | tr -d ' ')"
+}
+
+@test "freeing from inside a callback ends the answers there" {
+	peer_start p
+	check --parallel --repeat 4 --free-after 1 app "bearer user-token" \
+	    "$ADMIN_GUID"
+	same "ok cc: HTTP 200" "$output"
+	check --parallel --repeat 4 --free-after 2 admin "x" admin ""
+	same 2 "$(wc -l <"$BATS_TEST_TMPDIR/out" | tr -d ' ')"
+	check --parallel --free-after 1 admin "" app "bearer user-token" \
+	    "$ADMIN_GUID"
+	same "unauthorized no token" "$output"
+}
+
 # --- TLS --------------------------------------------------------------------------
 
 # tls_peer NAME ARGS...: a peer serving cc.crt from $CERTS; URL is https.
@@ -415,4 +437,17 @@ tls_peer() {
 	check --timeout 500 app "bearer user-token" "$ADMIN_GUID"
 	answer error
 	contains "$(cat "$BATS_TEST_TMPDIR/err")" "event=auth_error"
+}
+
+@test "freeing cancels the calls not yet started" {
+	peer_start p --hang
+	# More calls than libuv's 4 worker threads: some never start (all of
+	# them, if the workers have not woken up yet); those that did end at
+	# the timeout, and the driver's loop ends after them.
+	check --timeout 2000 --parallel --free-early admin t1 admin t2 \
+	    admin t3 admin t4 admin t5 admin t6 admin t7 admin t8
+	same "" "$output"
+	local n
+	n=$(hits check_token)
+	[ "$n" -lt 8 ] || { lgr_diag "$n calls reached the peer"; return 1; }
 }

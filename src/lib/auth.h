@@ -24,7 +24,10 @@
  * guid), bounded by max_entries (the oldest goes first); the cache keys
  * on a SHA-256 of them, so it holds no token. Identical checks in flight
  * at once share one call. Calls run on libuv's worker threads (one curl
- * easy handle each); the callback runs on the loop's thread. Tokens are
+ * easy handle each, a new connection each); the callback runs on the
+ * loop's thread. A checker that hangs holds a worker for up to
+ * timeout_ms, and libuv has 4 (UV_THREADPOOL_SIZE, read once, before the
+ * pool's first use), shared with uv_getaddrinfo and uv_fs_*. Tokens are
  * never logged; each failed call to UAA or CC logs one line
  * (event=auth_error url=... reason="..."). Not thread-safe: call
  * everything from the loop's thread. */

@@ -10,9 +10,11 @@
  * cache should answer all but the first of each. With --parallel every
  * question is asked at once (identical ones should share one call), and
  * --cancel K then cancels the first K of them: they must never be
- * answered (the driver aborts if one is). --free-early frees the library
- * while the calls are out: nothing is printed, and the sanitizers check
- * that nothing leaks or is used after it is freed. Exit 0 once every
+ * answered (the driver aborts if one is); with --cancel-next each answer
+ * cancels the next asking, from inside the callback. --free-early frees
+ * the library while the calls are out, --free-after K from inside the
+ * K-th answer: nothing more is printed, and the sanitizers check that
+ * nothing leaks or is used after it is freed. Exit 0 once every
  * answer is in and the loop has ended, 1 when lib/auth refuses the
  * options, 2 on a usage error. */
 #include <stdio.h>
@@ -33,7 +35,8 @@ static const struct opt_prog prog = {
 	    "       [--ca FILE] [--cert FILE] [--key FILE] [--insecure]\n"
 	    "       [--timeout MS] [--ttl MS] [--max-entries N]\n"
 	    "       [--max-pending N] [--repeat N] [--interval MS]\n"
-	    "       [--parallel] [--cancel K] [--free-early]\n"
+	    "       [--parallel] [--cancel K] [--cancel-next] [--free-early]\n"
+	    "       [--free-after K]\n"
 	    "       admin TOKEN | app TOKEN GUID ...\n",
 	.help =
 	    "Ask UAA whether TOKEN is an admin's, or Cloud Controller whether\n"
@@ -51,7 +54,9 @@ static const struct opt_prog prog = {
 	    "                            next question\n"
 	    "  --parallel                ask everything at once\n"
 	    "  --cancel K                with --parallel: cancel the first K\n"
-	    "  --free-early              free lib/auth before the answers\n",
+	    "  --cancel-next             each answer cancels the next asking\n"
+	    "  --free-early              free lib/auth before the answers\n"
+	    "  --free-after K            free lib/auth in the K-th answer\n",
 };
 
 struct question {
@@ -78,6 +83,8 @@ struct driver {
 	unsigned long asked;
 	unsigned long answered;
 	struct slot *slots;	/* one per asking */
+	int cancel_next;
+	unsigned long free_after;
 	uint64_t interval_ms;
 	uv_timer_t timer;	/* for --interval */
 	int timer_open;
@@ -146,7 +153,17 @@ on_answer(void *arg, enum auth_result r, const char *why)
 	s->answered = 1;
 	printf("%s %s\n", result_word(r), why != NULL ? why : "");
 	fflush(stdout);
+	if (d->cancel_next && s + 1 < d->slots + d->asked &&
+	    s[1].asked && !s[1].answered) {
+		auth_cancel(d->auth, &s[1]);
+		s[1].asked = 0;	/* an answer now aborts */
+		d->answered++;
+	}
 	d->answered++;
+	if (d->free_after > 0 && d->answered >= d->free_after) {
+		driver_free(d);
+		return;
+	}
 	if (d->asked < d->total) {
 		if (d->timer_open)
 			uv_timer_start(&d->timer, on_timer, d->interval_ms, 0);
@@ -191,9 +208,11 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "ca", required_argument, NULL, 'a' },
 		{ "cancel", required_argument, NULL, 'K' },
+		{ "cancel-next", no_argument, NULL, 'N' },
 		{ "cc", required_argument, NULL, 'C' },
 		{ "cert", required_argument, NULL, 'c' },
 		{ "client", required_argument, NULL, 'i' },
+		{ "free-after", required_argument, NULL, 'f' },
 		{ "free-early", no_argument, NULL, 'F' },
 		{ "insecure", no_argument, NULL, 'I' },
 		{ "interval", required_argument, NULL, 'n' },
@@ -235,6 +254,9 @@ main(int argc, char **argv)
 			o.max_pending = opt_u64(optarg, "--max-pending", 0,
 			    100000);
 			break;
+		case 'N':
+			d.cancel_next = 1;
+			break;
 		case 'T':
 			o.ttl_ms = opt_u64(optarg, "--ttl", 0, 3600000);
 			break;
@@ -243,6 +265,10 @@ main(int argc, char **argv)
 			break;
 		case 'c':
 			o.cert_file = optarg;
+			break;
+		case 'f':
+			d.free_after = opt_u64(optarg, "--free-after", 1,
+			    MAX_ASKS);
 			break;
 		case 'i':
 			o.uaa_client = optarg;
