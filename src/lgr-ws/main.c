@@ -659,6 +659,9 @@ main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	/* Authorization calls run on libuv's worker threads; a hanging UAA
+	 * must not hold every one of the default four. */
+	setenv("UV_THREADPOOL_SIZE", "16", 0);
 	d->loop = uv_default_loop();
 	metrics_init(&d->ms, source_id, prog.name);
 	{
