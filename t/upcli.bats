@@ -240,6 +240,18 @@ seq_lines() {
 	logged 1 'event=state sub=19 addr_index=0 up=1'
 }
 
+@test "subscriptions cancelled and renewed inside callbacks while data flows" {
+	local t=$BATS_TEST_TMPDIR
+	server_start s --count 100000 --interval-ms 1
+	sub_ok --path "$V2" --subs 5 --churn 40 --count 2000 \
+	    --timeout-ms 14000 "127.0.0.1:$PORT"
+	same 2000 "$(show | wc -l)"
+	same 1 "$(stop connects)"
+	# 5 at first and 49 renewals; the last few may not have got there.
+	logged 40 'event=call method=BatchedReceiver' "$t/s.err"
+	wait_until 200 logged 40 'event=call_end method=BatchedReceiver' "$t/s.err"
+}
+
 # --- streams that end -------------------------------------------------------------
 
 @test "a server that ends the stream: the client reopens and continues" {
@@ -273,6 +285,23 @@ seq_lines() {
 	same_file "$t/want" "$t/got"
 	same 2 "$(stop connects)"
 	same 1 "$(stop disconnects)"
+}
+
+@test "a server stopping gracefully (GOAWAY): reconnected once it is back" {
+	local t=$BATS_TEST_TMPDIR port
+	server_start s1 --count 20
+	port=$PORT
+	sub_start --path "$V2" --count 40 --timeout-ms 14000 --backoff-min 50 \
+	    --backoff-max 200 "127.0.0.1:$port"
+	wait_until 200 has_messages 20
+	kill -TERM "$PID"
+	wait "$PID"
+	wait_until 200 logged 1 "event=upstream_goaway target=127.0.0.1:$port "
+	wait_until 200 logged 1 "event=upstream_connect_failed target=127.0.0.1:$port .*retry_ms="
+	server_start s2 --listen "127.0.0.1:$port" --count 20
+	sub_wait 0
+	same 40 "$(show | wc -l)"
+	same 2 "$(stop connects)"
 }
 
 # has_messages N: the driver wrote N messages or more.

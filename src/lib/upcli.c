@@ -213,7 +213,7 @@ cli_leave(struct upcli *c)
 
 	if (c->depth == 1) {
 		/* Flushing may call back, and a callback may make more. */
-		for (round = 0, again = 1; again && round < 4; round++) {
+		for (round = 0, again = 1; again && round < 16; round++) {
 			again = 0;
 			for (k = c->conns; k != NULL; k = k->next) {
 				if (k->dirty && k->state == CONN_OPEN) {
@@ -892,7 +892,8 @@ on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user)
 		n = f->goaway.opaque_data_len;
 		if (n >= sizeof(dbg))
 			n = sizeof(dbg) - 1;
-		memcpy(dbg, f->goaway.opaque_data, n);
+		if (n > 0)	/* opaque_data is NULL when empty */
+			memcpy(dbg, f->goaway.opaque_data, n);
 		dbg[n] = '\0';
 		log_safe(dbg, safe, sizeof(safe));
 		log_info("event=upstream_goaway target=%s addr=%s code=%s "

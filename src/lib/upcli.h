@@ -120,12 +120,14 @@ struct upcli_stats {
 	uint64_t conns_up;	/* connections up now */
 };
 
+/* Valid until upcli_close; copy what is wanted before. */
 const struct upcli_stats *upcli_stats(struct upcli *c);
 
-/* Cancel every subscription (no callback comes after this returns),
- * send GOAWAY where it can go at once, and close every connection. The
- * memory goes when the loop runs the close callbacks; upcli_subscribe
- * fails from now on. May be called from inside a callback. */
+/* Cancel every subscription (no callback comes after this returns; its
+ * struct upsub pointers are dead), send GOAWAY where it can go at once,
+ * and close every connection. c itself is freed when the loop has run
+ * the close callbacks: nothing may use it after this call. May be called
+ * from inside a callback. */
 void upcli_close(struct upcli *c);
 
 #endif

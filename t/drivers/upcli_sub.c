@@ -10,7 +10,9 @@
  * Each state change of a stream is a line event=state sub=N
  * addr_index=N up=0|1 why="...". With --subs N it holds N subscriptions
  * at once; the one that brings the last message cancels them all from
- * inside its callback, as lgr-ws may. */
+ * inside its callback, as lgr-ws may. With --churn N, every N messages
+ * one subscription is cancelled and opened anew, from inside a message
+ * callback (often its own). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,9 +33,9 @@ static const struct opt_prog prog = {
 	.name = "upcli_sub",
 	.usage = "upcli_sub [--ca FILE --cert FILE --key FILE] [--name NAME]\n"
 	    "       --path PATH [--req-hex HEX] --count N --timeout-ms MS\n"
-	    "       [--subs N] [--max-message BYTES] [--backoff-min MS]\n"
-	    "       [--backoff-max MS] [--keepalive-ms MS] [--connect-ms MS]\n"
-	    "       ADDR...\n",
+	    "       [--subs N] [--churn N] [--max-message BYTES]\n"
+	    "       [--backoff-min MS] [--backoff-max MS] [--keepalive-ms MS]\n"
+	    "       [--connect-ms MS] ADDR...\n",
 	.help =
 	    "Subscribe to PATH on every ADDR with lib/upcli; write each\n"
 	    "message to stdout as a frame.\n"
@@ -47,6 +49,7 @@ static const struct opt_prog prog = {
 	    "  --count N            exit 0 after N messages\n"
 	    "  --timeout-ms MS      exit 1 after MS\n"
 	    "  --subs N             subscriptions at once (default 1)\n"
+	    "  --churn N            renew a subscription every N messages\n"
 	    "  the others set upcli's option of that name (0: default)\n",
 };
 
@@ -68,9 +71,15 @@ struct driver {
 	struct upsub *subs[MAX_SUBS];
 	struct sub_tag tags[MAX_SUBS];
 	unsigned nsubs;
+	const char *path;
+	uint8_t *req;
+	size_t reqlen;
+	uint64_t churn, churned;
 	uint64_t want, got;
 	int status;		/* -1 while running */
 };
+
+static void on_msg(void *arg, const uint8_t *msg, size_t len);
 
 static void
 driver_end(struct driver *d, int status)
@@ -85,6 +94,24 @@ driver_end(struct driver *d, int status)
 		upsub_cancel(d->subs[i]);
 	upcli_close(d->cli);
 	uv_close((uv_handle_t *)&d->timeout, NULL);
+}
+
+static void on_state(void *arg, size_t addr_index, int up, const char *why);
+
+/* Cancel a subscription and open it again, from inside a callback. */
+static void
+driver_churn(struct driver *d)
+{
+	unsigned i = (unsigned)(d->churned++ % d->nsubs);
+
+	upsub_cancel(d->subs[i]);
+	d->subs[i] = upcli_subscribe(d->cli, d->path, d->req, d->reqlen,
+	    on_msg, on_state, &d->tags[i]);
+	if (d->subs[i] == NULL) {
+		log_error("event=subscribe_failed error=\"%s\"",
+		    strerror(errno));
+		driver_end(d, 1);
+	}
 }
 
 static void
@@ -106,6 +133,8 @@ on_msg(void *arg, const uint8_t *msg, size_t len)
 	}
 	if (++d->got >= d->want)
 		driver_end(d, 0);
+	else if (d->churn != 0 && d->got % d->churn == 0)
+		driver_churn(d);
 }
 
 static void
@@ -172,6 +201,7 @@ main(int argc, char **argv)
 		{ "backoff-min", required_argument, NULL, 'b' },
 		{ "ca", required_argument, NULL, 'a' },
 		{ "cert", required_argument, NULL, 'c' },
+		{ "churn", required_argument, NULL, 'u' },
 		{ "connect-ms", required_argument, NULL, 'C' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "keepalive-ms", required_argument, NULL, 'K' },
@@ -245,6 +275,9 @@ main(int argc, char **argv)
 			d->nsubs = (unsigned)opt_u64(optarg, "--subs", 1,
 			    MAX_SUBS);
 			break;
+		case 'u':
+			d->churn = opt_u64(optarg, "--churn", 0, 1000000000);
+			break;
 		case 't':
 			timeout_ms = ms_arg(optarg, "--timeout-ms");
 			break;
@@ -282,6 +315,9 @@ main(int argc, char **argv)
 	uv_timer_init(&d->loop, &d->timeout);
 	d->timeout.data = d;
 	uv_timer_start(&d->timeout, on_timeout, timeout_ms, 0);
+	d->path = path;
+	d->req = req;
+	d->reqlen = reqlen;
 	for (i = 0; i < d->nsubs; i++) {
 		d->tags[i].d = d;
 		d->tags[i].n = i;
@@ -293,10 +329,11 @@ main(int argc, char **argv)
 			return 1;
 		}
 	}
-	free(req);
 	uv_run(&d->loop, UV_RUN_DEFAULT);
-	if (uv_loop_close(&d->loop) != 0)
-		log_error("event=loop_busy");
+	if (uv_loop_close(&d->loop) != 0) {
+		log_error("event=loop_busy");	/* upcli left a handle */
+		d->status = 1;
+	}
 	log_info("event=stop messages=%llu bytes=%llu connects=%llu "
 	    "disconnects=%llu connect_failures=%llu stream_failures=%llu "
 	    "streams_up=%llu conns_up=%llu",
@@ -311,6 +348,7 @@ main(int argc, char **argv)
 	if (o.ssl != NULL)
 		SSL_CTX_free(o.ssl);
 	status = d->status;
+	free(req);
 	free(d);
 	return status;
 }
