@@ -385,6 +385,16 @@ EOF
 	logged 2 "event=upstream_connect_failed target=127.0.0.1:$PORT .*reason=\"tls handshake: "
 }
 
+@test "a server that accepts and never speaks: connect timeout, retried" {
+	local t=$BATS_TEST_TMPDIR
+	server_start s --silent
+	sub --path "$V2" --count 1 --timeout-ms 1500 --connect-ms 300 \
+	    --backoff-min 50 --backoff-max 100 "127.0.0.1:$PORT"
+	same 1 "$status"
+	logged 2 "event=upstream_connect_failed target=127.0.0.1:$PORT .*reason=\"connect timeout\""
+	same 0 "$(stop connects)"
+}
+
 @test "a server that stops answering is dropped after a keepalive timeout" {
 	local t=$BATS_TEST_TMPDIR a b
 	server_start a --count 1 --source-id a
@@ -401,6 +411,20 @@ EOF
 	sub_wait 0
 	same 200 "$(show | wc -l)"
 	logged 1 'event=state sub=0 addr_index=0 up=0 why="keepalive timeout"'
+}
+
+@test "an unimplemented method: the status is logged, retried with backoff" {
+	local t=$BATS_TEST_TMPDIR
+	server_start s
+	sub --path /loggregator.v2.Egress/Receiver --count 1 --timeout-ms 1500 \
+	    --backoff-min 100 --backoff-max 400 "127.0.0.1:$PORT"
+	same 1 "$status"
+	logged 2 'event=upstream_stream_ended .*path=/loggregator.v2.Egress/Receiver sub=1 status=12 '
+	# Backoff: 100, 200, 400, 400 ms (less a quarter at most): few tries.
+	[ "$(stop stream_failures)" -le 6 ]
+	same 1 "$(stop connects)"
+	same 1 "$(grep -c 'event=state sub=0 addr_index=0' "$t/sub.err")"
+	logged 1 'event=state sub=0 addr_index=0 up=0 why="status 12: '
 }
 
 # --- hostile HTTP/2 ------------------------------------------------------------------
@@ -445,6 +469,16 @@ EOF
 	printf '%s\n' whole whole >"$t/want"
 	same_file "$t/want" "$t/got"
 	logged 1 'event=upstream_stream_ended .*status=13 message="cut short"'
+}
+
+@test "raw HTTP/2: an answer that is not gRPC (404) is logged, retried" {
+	local t=$BATS_TEST_TMPDIR
+	server_start s --raw-h2 404
+	sub --path "$V2" --count 1 --timeout-ms 1000 --backoff-min 50 \
+	    "127.0.0.1:$PORT"
+	same 1 "$status"
+	logged 2 'event=upstream_stream_ended .*http_status=404'
+	same 1 "$(stop connects)"
 }
 
 # --- usage -------------------------------------------------------------------------

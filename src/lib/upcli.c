@@ -121,6 +121,7 @@ struct uconn {
 	int blocked;		/* output stopped: write queue full */
 	int goaway;		/* the server is going away */
 	int ping_out;		/* a keepalive PING is unanswered */
+	int in_h2;		/* inside nghttp2's send or receive */
 	uv_tcp_t tcp;
 	uv_connect_t creq;
 	uv_shutdown_t sreq;
@@ -1038,7 +1039,11 @@ conn_flush(struct uconn *k)
 			k->blocked = 1;
 			break;
 		}
+		k->in_h2 = 1;
 		n = nghttp2_session_mem_send(k->h2, &data);
+		k->in_h2 = 0;
+		if (k->state != CONN_OPEN)
+			return;	/* a callback closed it */
 		if (n < 0) {
 			conn_down(k, nghttp2_strerror((int)n), 0);
 			return;
@@ -1083,8 +1088,11 @@ conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 static int
 conn_h2_in(struct uconn *k, const uint8_t *p, size_t n)
 {
-	ssize_t rc = nghttp2_session_mem_recv(k->h2, p, n);
+	ssize_t rc;
 
+	k->in_h2 = 1;
+	rc = nghttp2_session_mem_recv(k->h2, p, n);
+	k->in_h2 = 0;
 	if (k->state != CONN_OPEN)
 		return -1;	/* a callback closed it */
 	if (rc < 0) {
@@ -1481,7 +1489,7 @@ conn_on_timer(uv_timer_t *t)
 	    (k->state == CONN_OPEN && !k->up)) {
 		conn_down(k, "connect timeout", 0);
 	} else if (k->state == CONN_CLOSING) {
-		conn_close_tcp(k);	/* the graceful shutdown took too long */
+		conn_close_tcp(k);	/* the shutdown took too long */
 	}
 	cli_leave(c);
 }
@@ -1928,7 +1936,8 @@ conn_goodbye(struct uconn *k)
 	ssize_t n;
 	size_t have = 0;
 
-	if (k->state != CONN_OPEN || k->h2 == NULL || !k->up ||
+	/* Not from inside nghttp2: it sends nothing there. */
+	if (k->state != CONN_OPEN || k->h2 == NULL || !k->up || k->in_h2 ||
 	    (k->tls.ssl != NULL && !tlsio_ready(&k->tls)))
 		return;
 	(void)nghttp2_submit_goaway(k->h2, NGHTTP2_FLAG_NONE,

@@ -8,7 +8,7 @@
 #                    [--source-id ID] [--count N] [--batch K]
 #                    [--interval-ms MS] [--end-after K [--status CODE]]
 #                    [--big-once BYTES]
-#   egress_server.py --garbage [--listen HOST:PORT]
+#   egress_server.py --garbage | --silent [--listen HOST:PORT]
 #   egress_server.py --raw-h2 MODE [--listen HOST:PORT]
 #
 # --listen        where to listen (default 127.0.0.1:0, any free port)
@@ -33,6 +33,9 @@
 # --garbage: no gRPC at all. Each connection gets an HTTP/1.1 answer and
 # bytes that are not HTTP/2, then is closed.
 #
+# --silent: connections are accepted and never spoken to (closed after a
+# minute).
+#
 # --raw-h2 MODE: a hand-made HTTP/2 server (no library) answering each
 # request with :status 200 and content-type application/grpc, then:
 #   split       three messages, "one", "two", "three!", sent one byte per
@@ -40,6 +43,7 @@
 #   compressed  a message whose compressed flag is 1
 #   huge        a message prefix saying 4294967295 bytes
 #   cut         half a message, then trailers with grpc-status 13
+#   404         :status 404 and the end of the stream, no gRPC at all
 #
 # When it listens it prints the port on stdout, alone on a line. On
 # stderr one line per event: listening, each call (method, request in
@@ -90,7 +94,7 @@ def serve_raw(a, handle):
     s.settimeout(0.1)
     log("info", "event=listening addr=%s:%d mode=%s" %
         (a.listen.rpartition(":")[0], s.getsockname()[1],
-         "garbage" if a.garbage else "raw-h2 " + a.raw_h2))
+         a.mode))
     sys.stdout.write("%d\n" % s.getsockname()[1])
     sys.stdout.flush()
     while not stop.is_set():
@@ -104,6 +108,11 @@ def serve_raw(a, handle):
 
 
 # --- garbage -------------------------------------------------------------
+
+def silent(conn):
+    time.sleep(60)
+    conn.close()
+
 
 def garbage(conn):
     try:
@@ -174,6 +183,10 @@ def serve_h2(conn, mode):
 
 
 def answer_h2(conn, stream, mode):
+    if mode == "404":
+        # :status 404 is static table entry 13; END_STREAM, END_HEADERS.
+        conn.sendall(h2_frame(1, 5, stream, b"\x8d"))
+        return
     head = b"\x88" + hpack_literal(b"content-type", b"application/grpc")
     conn.sendall(h2_frame(1, 4, stream, head))   # HEADERS, END_HEADERS
     if mode == "split":
@@ -367,14 +380,21 @@ def main():
     p.add_argument("--status", type=int, default=14)
     p.add_argument("--big-once", type=int, default=0)
     p.add_argument("--garbage", action="store_true")
+    p.add_argument("--silent", action="store_true")
     p.add_argument("--raw-h2",
-                   choices=("split", "compressed", "huge", "cut"))
+                   choices=("split", "compressed", "huge", "cut", "404"))
     a = p.parse_args()
 
     if a.garbage:
+        a.mode = "garbage"
         serve_raw(a, garbage)
         return
+    if a.silent:
+        a.mode = "silent"
+        serve_raw(a, silent)
+        return
     if a.raw_h2:
+        a.mode = "raw-h2 " + a.raw_h2
         serve_raw(a, raw_h2(a.raw_h2))
         return
     d, pb = load_protos()
