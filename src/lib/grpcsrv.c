@@ -31,7 +31,9 @@ struct grpc_server {
 	size_t buffered;	/* bytes held in partial messages */
 	unsigned nconns;
 	struct gconn *conns;	/* every open connection */
+	unsigned nalive;	/* connections not yet freed, closing ones too */
 	int closing;
+	int tcp_closed;		/* freed once this and nalive == 0 */
 	nghttp2_session_callbacks *cbs;
 };
 
@@ -87,6 +89,7 @@ struct gwrite {
 
 static void gconn_close(struct gconn *c, const char *why);
 static void gconn_flush(struct gconn *c);
+static void grpc_server_release(struct grpc_server *s);
 
 #define NV(n, v) { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, \
 	strlen(v), NGHTTP2_NV_FLAG_NONE }
@@ -591,6 +594,7 @@ static void
 gconn_free(uv_handle_t *h)
 {
 	struct gconn *c = h->data;
+	struct grpc_server *s;
 
 	if (--c->handles > 0)
 		return;
@@ -609,7 +613,10 @@ gconn_free(uv_handle_t *h)
 		nghttp2_session_del(c->h2);
 	if (c->ssl)
 		SSL_free(c->ssl);	/* frees its BIOs too */
+	s = c->srv;
 	free(c);
+	if (--s->nalive == 0 && s->tcp_closed)
+		grpc_server_release(s);
 }
 
 static void
@@ -935,6 +942,7 @@ grpc_accept(uv_stream_t *ls, int status)
 	if (c == NULL)
 		return;
 	c->srv = s;
+	s->nalive++;
 	uv_tcp_init(s->loop, &c->tcp);
 	uv_timer_init(s->loop, &c->idle);
 	c->tcp.data = c->idle.data = c;
@@ -1053,14 +1061,25 @@ grpc_server_stats(struct grpc_server *s)
 }
 
 static void
-grpc_server_free(uv_handle_t *h)
+grpc_server_release(struct grpc_server *s)
 {
-	struct grpc_server *s = h->data;
-
 	nghttp2_session_callbacks_del(s->cbs);
 	if (s->ssl)
 		SSL_CTX_free(s->ssl);
 	free(s);
+}
+
+/* libuv runs close callbacks last-closed first, so the listener's comes
+ * before its connections': the server waits for them, whose streams'
+ * on_close and buffer accounting still use it. */
+static void
+grpc_server_free(uv_handle_t *h)
+{
+	struct grpc_server *s = h->data;
+
+	s->tcp_closed = 1;
+	if (s->nalive == 0)
+		grpc_server_release(s);
 }
 
 void
