@@ -481,6 +481,17 @@ EOF
 	same 1 "$(stop connects)"
 }
 
+@test "raw HTTP/2: partial messages past --max-buffered reset a stream" {
+	local t=$BATS_TEST_TMPDIR
+	server_start s --raw-h2 half
+	sub --path "$V2" --subs 2 --max-message 4096 --max-buffered 4096 \
+	    --count 1 --timeout-ms 1000 --backoff-min 50 "127.0.0.1:$PORT"
+	same 1 "$status"
+	# One stream holds 3000 bytes or more; the other may not add 3000.
+	logged 1 'event=upstream_stream_reset .*reason="[0-9]+ bytes already held in partial messages \(max_buffered 4096\)"'
+	same 1 "$(stop connects)"
+}
+
 # --- usage -------------------------------------------------------------------------
 
 @test "bad addresses are usage errors" {

@@ -34,6 +34,7 @@ static const struct opt_prog prog = {
 	.usage = "upcli_sub [--ca FILE --cert FILE --key FILE] [--name NAME]\n"
 	    "       --path PATH [--req-hex HEX] --count N --timeout-ms MS\n"
 	    "       [--subs N] [--churn N] [--max-message BYTES]\n"
+	    "       [--max-buffered BYTES]\n"
 	    "       [--backoff-min MS] [--backoff-max MS] [--keepalive-ms MS]\n"
 	    "       [--connect-ms MS] ADDR...\n",
 	.help =
@@ -206,6 +207,7 @@ main(int argc, char **argv)
 		{ "count", required_argument, NULL, 'n' },
 		{ "keepalive-ms", required_argument, NULL, 'K' },
 		{ "key", required_argument, NULL, 'k' },
+		{ "max-buffered", required_argument, NULL, 'M' },
 		{ "max-message", required_argument, NULL, 'm' },
 		{ "name", required_argument, NULL, 'N' },
 		{ "path", required_argument, NULL, 'p' },
@@ -242,6 +244,10 @@ main(int argc, char **argv)
 			break;
 		case 'K':
 			o.keepalive_ms = ms_arg(optarg, "--keepalive-ms");
+			break;
+		case 'M':
+			o.max_buffered = opt_u64(optarg, "--max-buffered", 0,
+			    (uint64_t)1 << 40);
 			break;
 		case 'N':
 			o.server_name = optarg;

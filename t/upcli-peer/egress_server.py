@@ -44,6 +44,8 @@
 #   huge        a message prefix saying 4294967295 bytes
 #   cut         half a message, then trailers with grpc-status 13
 #   404         :status 404 and the end of the stream, no gRPC at all
+#   half        the first 1500 bytes of a 3000-byte message; the rest
+#               never comes
 #
 # When it listens it prints the port on stdout, alone on a line. On
 # stderr one line per event: listening, each call (method, request in
@@ -198,6 +200,8 @@ def answer_h2(conn, stream, mode):
     elif mode == "huge":
         conn.sendall(h2_frame(0, 0, stream,
                               b"\x00\xff\xff\xff\xff" + b"x" * 100))
+    elif mode == "half":
+        conn.sendall(h2_frame(0, 0, stream, grpc_msg(b"h" * 3000)[:1505]))
     elif mode == "cut":
         conn.sendall(h2_frame(0, 0, stream, grpc_msg(b"whole")))
         conn.sendall(h2_frame(0, 0, stream, grpc_msg(b"x" * 100)[:50]))
@@ -382,7 +386,8 @@ def main():
     p.add_argument("--garbage", action="store_true")
     p.add_argument("--silent", action="store_true")
     p.add_argument("--raw-h2",
-                   choices=("split", "compressed", "huge", "cut", "404"))
+                   choices=("split", "compressed", "huge", "cut", "404",
+                            "half"))
     a = p.parse_args()
 
     if a.garbage:
