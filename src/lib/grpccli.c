@@ -628,7 +628,8 @@ on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user)
 		n = f->goaway.opaque_data_len;
 		if (n >= sizeof(dbg))
 			n = sizeof(dbg) - 1;
-		memcpy(dbg, f->goaway.opaque_data, n);
+		if (n > 0)
+			memcpy(dbg, f->goaway.opaque_data, n);
 		dbg[n] = '\0';
 		log_info("event=grpc_goaway %saddr=%s code=%s debug=\"%s\"",
 		    c->tag, k->name,
