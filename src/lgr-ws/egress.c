@@ -36,6 +36,7 @@ struct ecall {
 	struct grpc_call *call;	/* served here, or */
 	struct rconn *rc;	/* relayed */
 	int attached, done;
+	int draining;		/* stopping: end the call once the queue is out */
 	int converge;		/* reverse log proxy: converge tags */
 	unsigned char *msg;
 	size_t msgcap;
@@ -134,6 +135,11 @@ ecall_free(struct ecall *ec)
 			calls = ec->next;
 		if (ec->next)
 			ec->next->prev = ec->prev;
+	}
+	if (ec->draining && squeue_count(&ec->s.q) > 0) {
+		/* The stop grace ran out before the peer took these. */
+		wsd_count(ec->d, WSD_DROPPED, squeue_count(&ec->s.q));
+		squeue_clear(&ec->s.q);
 	}
 	log_info("event=unsubscribe sub=%s egress=%llu dropped=%llu",
 	    ec->s.name, (unsigned long long)ec->s.egress,
@@ -437,6 +443,33 @@ ecall_form(struct ecall *ec, const unsigned char *p, size_t *n)
 }
 
 static void
+shutdown_done(uv_shutdown_t *req, int status)
+{
+	(void)status;
+	free(req);
+}
+
+/* Everything queued has gone to the transport: end the call with OK.
+ * A gRPC call may close, and ec be freed, before this returns. */
+static void
+ecall_end(struct ecall *ec)
+{
+	uv_shutdown_t *req;
+
+	ec->done = 1;
+	if (ec->call) {
+		grpc_call_finish(ec->call, GRPC_OK, NULL);
+		return;
+	}
+	if (ec->rc && !ec->rc->closing &&
+	    (req = malloc(sizeof(*req))) != NULL &&
+	    uv_shutdown(req, (uv_stream_t *)&ec->rc->pipe, shutdown_done) < 0)
+		free(req);
+}
+
+/* Move queued envelopes into messages while the transport takes them;
+ * ec may be freed when it returns (a draining call that ended). */
+static void
 ecall_pump(struct ecall *ec)
 {
 	struct squeue *q = &ec->s.q;
@@ -486,6 +519,8 @@ ecall_pump(struct ecall *ec)
 		ec->s.egress += k;
 		wsd_count(ec->d, c, k);
 	}
+	if (ec->draining && !ec->done && squeue_count(q) == 0)
+		ecall_end(ec);
 }
 
 /* --- gRPC methods ------------------------------------------------------------ */
@@ -548,21 +583,19 @@ const struct grpc_method egress_methods[] = {
 const size_t egress_nmethods = sizeof(egress_methods) /
     sizeof(egress_methods[0]);
 
+/* Stop: no more envelopes come; each call sends what it has queued,
+ * then ends with OK (main.c's grace timer ends those that cannot). */
 void
 egress_stop_all(struct wsd *d)
 {
-	struct ecall *ec;
+	struct ecall *ec, *next;
 
 	(void)d;
-	for (ec = calls; ec; ec = ec->next) {
+	for (ec = calls; ec; ec = next) {
+		next = ec->next;	/* ec may be gone after the pump */
 		if (ec->done)
 			continue;
+		ec->draining = 1;
 		ecall_pump(ec);
-		ec->done = 1;
-		if (ec->call)
-			grpc_call_finish(ec->call, GRPC_OK, NULL);
-		else if (ec->rc && !ec->rc->closing)
-			uv_shutdown(malloc(sizeof(uv_shutdown_t)),
-			    (uv_stream_t *)&ec->rc->pipe, NULL);
 	}
 }
