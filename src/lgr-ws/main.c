@@ -32,6 +32,7 @@
 #define CHUNKS_MAX 8		/* chunks waiting before the reader waits */
 #define OUT_QUEUE_MAX (1 << 20)	/* own frames waiting for stdout */
 #define STOP_GRACE_MS 2000
+#define FLUSH_EVERY 128		/* envelopes published between wake-ups */
 
 static const struct opt_prog prog = {
 	.name = "lgr-ws",
@@ -271,6 +272,8 @@ on_metrics(uv_timer_t *t)
 	emit_metrics(t->data);
 }
 
+static void wsd_stop(struct wsd *d, const char *why);
+
 /* --- stdin --------------------------------------------------------------- */
 
 static void *
@@ -329,44 +332,88 @@ reader_main(void *arg)
 	return NULL;
 }
 
-static void wsd_stop(struct wsd *d, const char *why);
+/* Publish one slice of what the reader handed over, then let the loop
+ * run: subscribers write out between slices (their wake-ups are idle
+ * callbacks), so a burst fills their sockets and not only their queues. */
+static void
+input_slice(struct wsd *d)
+{
+	unsigned n = 0;
+
+	while (d->cur != NULL && n < FLUSH_EVERY) {
+		struct chunk *c = d->cur;
+		const unsigned char *p = c->data + d->cur_off;
+
+		if (d->cur_off + FRAME_HEADER > c->len) {
+			d->cur = c->next;
+			d->cur_off = 0;
+			free(c);
+			continue;
+		}
+		{
+			size_t len = frame_get_len(p);
+
+			if (!d->stopping)
+				hub_publish(d->hub, p + FRAME_HEADER, len);
+			d->counters[WSD_INGRESS]++;
+			d->cur_off += FRAME_HEADER + len;
+			n++;
+		}
+	}
+	hub_flush(d->hub);
+}
+
+/* Take what the reader has queued, unless a run is still being
+ * published. 1 when stdin has ended and all of it was published. */
+static int
+input_take(struct wsd *d)
+{
+	int eof;
+
+	pthread_mutex_lock(&d->mu);
+	d->cur = d->chunks;
+	d->cur_off = 0;
+	d->chunks = NULL;
+	d->chunks_tail = &d->chunks;
+	d->nchunks = 0;
+	eof = d->in_eof && d->cur == NULL;
+	if (d->in_error)
+		d->status = 1;
+	pthread_cond_signal(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	return eof;
+}
+
+static void on_input_idle(uv_idle_t *i);
+
+static void
+input_run(struct wsd *d)
+{
+	if (d->cur == NULL && input_take(d)) {
+		uv_idle_stop(&d->in_idle);
+		if (!d->stopping)
+			wsd_stop(d, "end of input");
+		return;
+	}
+	if (d->cur == NULL) {
+		uv_idle_stop(&d->in_idle);
+		return;
+	}
+	input_slice(d);
+	/* The next slice, or the next take, on the loop's next turn. */
+	uv_idle_start(&d->in_idle, on_input_idle);
+}
 
 static void
 on_input(uv_async_t *a)
 {
-	struct wsd *d = a->data;
-	struct chunk *c, *next;
-	int eof, err;
+	input_run(a->data);
+}
 
-	pthread_mutex_lock(&d->mu);
-	c = d->chunks;
-	d->chunks = NULL;
-	d->chunks_tail = &d->chunks;
-	d->nchunks = 0;
-	eof = d->in_eof;
-	err = d->in_error;
-	pthread_cond_signal(&d->cv);
-	pthread_mutex_unlock(&d->mu);
-	for (; c; c = next) {
-		const unsigned char *p = c->data, *end = c->data + c->len;
-
-		next = c->next;
-		while (p + FRAME_HEADER <= end) {
-			size_t n = frame_get_len(p);
-
-			if (!d->stopping)
-				hub_publish(d->hub, p + FRAME_HEADER, n);
-			d->counters[WSD_INGRESS]++;
-			p += FRAME_HEADER + n;
-		}
-		free(c);
-	}
-	hub_flush(d->hub);
-	if (eof && !d->stopping) {
-		if (err)
-			d->status = 1;
-		wsd_stop(d, "end of input");
-	}
+static void
+on_input_idle(uv_idle_t *i)
+{
+	input_run(i->data);
 }
 
 /* --- start and stop ------------------------------------------------------------ */
@@ -775,6 +822,8 @@ main(int argc, char **argv)
 	if (d->hub) {
 		uv_async_init(d->loop, &d->async, on_input);
 		d->async.data = d;
+		uv_idle_init(d->loop, &d->in_idle);
+		d->in_idle.data = d;
 		if (pthread_create(&d->reader, NULL, reader_main, d) != 0) {
 			log_error("event=start_failed reason=\"thread\"");
 			return 1;

@@ -52,6 +52,9 @@ struct wsd {
 	int in_eof, in_error;
 	size_t max_frame;
 	uv_async_t async;
+	uv_idle_t in_idle;	/* publishing a taken run, a slice a turn */
+	struct chunk *cur;	/* taken from the reader, being published */
+	size_t cur_off;
 
 	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t stop_timer;
