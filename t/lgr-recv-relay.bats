@@ -40,8 +40,9 @@ peer_start() {
 	PD=$BATS_TEST_TMPDIR/peer$PEER_N
 	mkdir -p "$PD"
 	: >"$PD/events"
-	py relay_peer "$SOCK" "$PD" "$@" </dev/null >"$PD/out" 2>"$PD/err" \
-	    3>&- {LGR_DIAG}>&- &
+	# Not through py: $! must be the peer itself, for peer_stop.
+	"$LGR_PYTHON" "$BATS_TEST_DIRNAME/lgr-recv/relay_peer.py" "$SOCK" \
+	    "$PD" "$@" </dev/null >"$PD/out" 2>"$PD/err" 3>&- {LGR_DIAG}>&- &
 	PEER_PID=$!
 	wait_until 200 test -f "$PD/ready" ||
 	    { lgr_diag "relay_peer.py did not start: $(cat "$PD/err")"; return 1; }
@@ -454,8 +455,9 @@ print(n if o == len(d) else -1)' "$2")
 	local t=$BATS_TEST_TMPDIR cli
 	peer_start hold 1
 	recv_start --grpc 127.0.0.1:0 --egress-relay "$SOCK"
-	py egress_client --stall "$t/never" 0 "$GRPC" "$V2_BATCHED" 0a00 \
-	    "$t/a" >"$t/st" 2>/dev/null 3>&- &
+	"$LGR_PYTHON" "$BATS_TEST_DIRNAME/lgr-recv/egress_client.py" \
+	    --stall "$t/never" 0 "$GRPC" "$V2_BATCHED" 0a00 "$t/a" \
+	    >"$t/st" 2>/dev/null 3>&- &
 	cli=$!
 	wait_until 200 event "sent 1"
 	recv_stop
