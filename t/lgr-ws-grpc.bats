@@ -197,16 +197,17 @@ subs_ok() {
 }
 
 # got_v2 NAME SPEC...: subscriber NAME got exactly what the selectors
-# SPEC select from the sent envelopes, in order, byte for byte.
+# SPEC select from the sent envelopes ($SENT, else the common ones), in
+# order, byte for byte.
 got_v2() {
-	py grpc_check v2 "$BATS_FILE_TMPDIR/sent" "$BATS_TEST_TMPDIR/$1" \
+	py grpc_check v2 "${SENT:-$BATS_FILE_TMPDIR/sent}" "$BATS_TEST_TMPDIR/$1" \
 	    "${@:2}" || { lgr_diag "subscriber $1"; return 1; }
 }
 
 # got_v1 NAME [--app ID] [--class C]: subscriber NAME got the v1 form of
 # what that filter takes from the sent envelopes.
 got_v1() {
-	py grpc_check v1 "$BATS_FILE_TMPDIR/sent" "$BATS_TEST_TMPDIR/$1" \
+	py grpc_check v1 "${SENT:-$BATS_FILE_TMPDIR/sent}" "$BATS_TEST_TMPDIR/$1" \
 	    "${@:2}" || { lgr_diag "subscriber $1"; return 1; }
 }
 
@@ -299,4 +300,432 @@ nframes() {
 	same 11 "$(nframes "$BATS_TEST_TMPDIR/union")"
 	got_v2 legacy doppler/counter
 	same 2 "$(nframes "$BATS_TEST_TMPDIR/legacy")"
+}
+
+# --- v1 Doppler: conversion and routing -------------------------------------------
+
+APP3=6f1b5b3e-2a4c-4d8e-9f00-0123456789ab
+
+@test "BatchSubscribe and Subscribe: an empty filter is the firehose, converted to v1" {
+	ws_start
+	sub batch batch_subscribe
+	sub one subscribe
+	sub empty-filter --app "" --class "" batch_subscribe
+	subs_ready
+	feed "$BATS_FILE_TMPDIR/sent"
+	ws_end
+	subs_ok
+	# 8 logs, a container metric, 1 + 2 + 1 value metrics, 3 counters, the
+	# timer with a request_id; not the other timer, nor the event.
+	got_v1 batch
+	same 17 "$(nframes "$BATS_TEST_TMPDIR/batch")"
+	got_v1 one
+	same 17 "$(nframes "$BATS_TEST_TMPDIR/one")"
+	got_v1 empty-filter
+}
+
+@test "v1: a log becomes a LogMessage with the envelope's fields, a container-metric gauge a ContainerMetric" {
+	ws_start
+	sub app2-log --app app-2 --class log batch_subscribe
+	sub app1-metric --app app-1 --class metric subscribe
+	subs_ready
+	feed "$BATS_FILE_TMPDIR/sent"
+	ws_end
+	subs_ok
+	same 'origin: "rep" eventType: LogMessage timestamp: T logMessage { message: "staging failed" message_type: ERR timestamp: T app_id: "app-2" source_type: "STG" source_instance: "0" } deployment: "cf" job: "diego" index: "7" ip: "10.0.0.1" tags { key: "source_id" value: "app-2" }' \
+	    "$(py grpc_check v1text "$BATS_TEST_TMPDIR/app2-log")"
+	same 'origin: "rep" eventType: ContainerMetric timestamp: T containerMetric { applicationId: "app-1" instanceIndex: 2 cpuPercentage: 12.5 memoryBytes: 1048576 diskBytes: 2097152 memoryBytesQuota: 4194304 diskBytesQuota: 8388608 } deployment: "cf" job: "diego" index: "7" ip: "10.0.0.1" tags { key: "source_id" value: "app-1" }' \
+	    "$(py grpc_check v1text "$BATS_TEST_TMPDIR/app1-metric")"
+}
+
+@test "v1: counters become CounterEvents, other gauges a ValueMetric per entry" {
+	ws_start
+	sub metrics --class metric batch_subscribe
+	subs_ready
+	feed "$BATS_FILE_TMPDIR/sent"
+	ws_end
+	subs_ok
+	got_v1 metrics --class metric
+	py grpc_check v1text "$BATS_TEST_TMPDIR/metrics" >"$BATS_TEST_TMPDIR/text"
+	grep -qxF 'origin: "rep" eventType: CounterEvent timestamp: T counterEvent { name: "ingress" delta: 5 total: 100 } deployment: "cf" job: "diego" index: "7" ip: "10.0.0.1" tags { key: "source_id" value: "doppler" }' "$BATS_TEST_TMPDIR/text"
+	grep -qxF 'origin: "" eventType: CounterEvent timestamp: T counterEvent { name: "egress" delta: 3 total: 0 } deployment: "" job: "" index: "" ip: "" tags { key: "instance_id" value: "4" } tags { key: "source_id" value: "doppler" }' "$BATS_TEST_TMPDIR/text"
+	grep -qxF 'origin: "rep" eventType: ValueMetric timestamp: T valueMetric { name: "b" value: 2.0 unit: "y" } deployment: "cf" job: "diego" index: "7" ip: "10.0.0.1" tags { key: "source_id" value: "metron" }' "$BATS_TEST_TMPDIR/text"
+	grep -qxF 'origin: "" eventType: ValueMetric timestamp: T valueMetric { name: "requests" value: 3.0 unit: "count" } deployment: "" job: "cell" index: "" ip: "" tags { key: "instance_id" value: "1" } tags { key: "source_id" value: "app-1" }' "$BATS_TEST_TMPDIR/text"
+}
+
+@test "v1: Filter{appID} gets that app's logs, container metrics and HTTP events; classes split logs from metrics" {
+	ws_start
+	sub app1 --app app-1 batch_subscribe
+	sub app1-log --app app-1 --class log batch_subscribe
+	sub app3 --app "$APP3" subscribe
+	sub system --app system batch_subscribe
+	sub logs --class log batch_subscribe
+	sub metrics --class metric subscribe
+	sub nobody --app no-such-app batch_subscribe
+	subs_ready
+	feed "$BATS_FILE_TMPDIR/sent"
+	ws_end
+	subs_ok
+	got_v1 app1 --app app-1
+	same 6 "$(nframes "$BATS_TEST_TMPDIR/app1")"
+	got_v1 app1-log --app app-1 --class log
+	same 5 "$(nframes "$BATS_TEST_TMPDIR/app1-log")"
+	# The timer with app 3's id as source_id is its HttpStartStop.
+	got_v1 app3 --app "$APP3"
+	same 3 "$(nframes "$BATS_TEST_TMPDIR/app3")"
+	[[ $(py grpc_check v1text "$BATS_TEST_TMPDIR/app3") == *"eventType: HttpStartStop"* ]]
+	# Value metrics and counters are nobody's app: "system".
+	got_v1 system --app system
+	same 7 "$(nframes "$BATS_TEST_TMPDIR/system")"
+	got_v1 logs --class log
+	same 8 "$(nframes "$BATS_TEST_TMPDIR/logs")"
+	got_v1 metrics --class metric
+	same 9 "$(nframes "$BATS_TEST_TMPDIR/metrics")"
+	same 0 "$(nframes "$BATS_TEST_TMPDIR/nobody")"
+}
+
+# --- sharding -----------------------------------------------------------------------
+
+# split ALL NAME...: the subscribers NAME, each with something, got
+# together every envelope of the frame file ALL, none twice.
+split() {
+	local all=$1 t=$BATS_TEST_TMPDIR
+	shift
+	py grpc_check split "$all" "${@/#/$t/}" >/dev/null && return 0
+	lgr_diag "split of $all between $*"
+	return 1
+}
+
+@test "BatchedReceiver: subscribers sharing a shard_id split the stream; another shard_id gets it all" {
+	local t=$BATS_TEST_TMPDIR
+	SENT=$t/sent
+	seq -f 'log %g' 1 1000 | lgr-emit --source-id app-1 log >"$t/logs"
+	lgr-emit --count 100 --source-id app-1 counter hits 1 >"$t/counters"
+	cat "$t/logs" "$t/counters" >"$SENT"
+	ws_start
+	sub all --shard group-b --sel app-1/log batched
+	sub a1 --shard group-a --sel app-1/log batched
+	sub a2 --shard group-a --sel app-1/log batched
+	sub c1 --shard group-c --sel counter batched
+	sub c2 --shard group-c --sel counter receiver
+	subs_ready
+	feed "$SENT"
+	ws_end
+	subs_ok
+	got_v2 all app-1/log
+	same 1000 "$(nframes "$t/all")"
+	split "$t/logs" a1 a2
+	# Receiver and BatchedReceiver with one shard_id share it too.
+	split "$t/counters" c1 c2
+}
+
+@test "BatchSubscribe: subscribers sharing a shardID split the v1 stream; another shardID gets it all" {
+	SENT=$BATS_TEST_TMPDIR/sent
+	seq -f 'log %g' 1 1000 | lgr-emit --source-id app-1 log >"$SENT"
+	ws_start
+	sub all --shard firehose-b batch_subscribe
+	sub a1 --shard firehose-a batch_subscribe
+	sub a2 --shard firehose-a batch_subscribe
+	sub a3 --shard firehose-a subscribe
+	subs_ready
+	feed "$SENT"
+	ws_end
+	subs_ok
+	got_v1 all
+	same 1000 "$(nframes "$BATS_TEST_TMPDIR/all")"
+	split "$BATS_TEST_TMPDIR/all" a1 a2 a3
+}
+
+# --- errors ---------------------------------------------------------------------------
+
+# call_is WANT ARGS... METHOD: a grpc_sub.py call that must end (10 s at
+# most) with the status line WANT; WANT ending in "*" matches a prefix.
+call_is() {
+	local want=$1 got t=$BATS_TEST_TMPDIR
+	shift
+	got=$(py grpc_sub --timeout 10 "${@:1:$#-1}" "$GRPC" "${@: -1}" \
+	    "$t/call.out" 2>"$t/call.log") || {
+		lgr_diag "grpc_sub.py $* failed: $(cat "$t/call.log")"
+		return 1
+	}
+	# shellcheck disable=SC2053
+	[[ $got == $want ]] && return 0
+	lgr_diag "grpc_sub.py $*: wanted $want, got $got"
+	return 1
+}
+
+@test "bad requests end their call with INVALID_ARGUMENT; lgr-ws serves the others" {
+	ws_start
+	sub good --sel log batched
+	sub good-v1 --class log subscribe
+	subs_ready
+	call_is "INVALID_ARGUMENT Selectors cannot be empty" batched
+	call_is "INVALID_ARGUMENT Selectors cannot be empty" --shard s receiver
+	call_is "INVALID_ARGUMENT Selectors must have a Message" \
+	    --sel app-1/log --sel app-1/none batched
+	call_is "INVALID_ARGUMENT Selectors must have a Message" \
+	    --legacy app-1/none receiver
+	# A selector without a source_id and without a message.
+	call_is "INVALID_ARGUMENT Selectors must have a Message" \
+	    --raw 2200 batched
+	# Not protobuf: a field 1 of 5 bytes with one byte left; an end
+	# group tag; a varint that never ends.
+	call_is "INVALID_ARGUMENT *" --raw 0a05ab batched
+	call_is "INVALID_ARGUMENT *" --raw 0c receiver
+	call_is "INVALID_ARGUMENT *" --raw 08ffffffffffffffffffff01 \
+	    batch_subscribe
+	call_is "INVALID_ARGUMENT *" --raw 1203ffff subscribe
+	feed "$BATS_FILE_TMPDIR/sent"
+	ws_end
+	subs_ok
+	got_v2 good log
+	got_v1 good-v1 --class log
+	same 2 "$(grep -c 'event=subscribe ' "$ERR")"
+	same 2 "$(grep -c 'event=unsubscribe ' "$ERR")"
+	same 9 "$(grep -c 'event=grpc_call_failed .* status=3 ' "$ERR")"
+}
+
+@test "--max-subscriptions: one more is refused with UNAVAILABLE; the one in place goes on" {
+	ws_start --max-subscriptions 1
+	sub good --sel log batched
+	subs_ready
+	call_is "UNAVAILABLE *" --sel counter batched
+	call_is "UNAVAILABLE *" --sel log receiver
+	call_is "UNAVAILABLE *" batch_subscribe
+	call_is "UNAVAILABLE *" --app app-1 subscribe
+	feed "$BATS_FILE_TMPDIR/sent"
+	ws_end
+	subs_ok
+	got_v2 good log
+	same 1 "$(grep -c 'event=subscribe ' "$ERR")"
+	same 4 "$(grep -c 'event=grpc_call_failed .* status=14 reason="too many subscriptions"' "$ERR")"
+}
+
+# --- slow subscribers, cancel, SIGTERM ------------------------------------------------
+
+# rss: lgr-ws's resident set, in kB.
+rss() {
+	awk '$1 == "VmRSS:" { print $2 }' "/proc/$WS_PID/status"
+}
+
+# unsub_field PATH KEY: the KEY field of lgr-ws's unsubscribe line for
+# the one subscriber on method PATH (Receiver, Subscribe, ...).
+unsub_field() {
+	local l
+	l=$(grep "event=unsubscribe sub=grpc:[^ ]*/$1 " "$ERR") || {
+		lgr_diag "no unsubscribe line for $1"
+		return 1
+	}
+	field "$2" "$l"
+}
+
+@test "a subscriber that stops reading loses only its own envelopes; another gets all 200000; memory stays bounded" {
+	local t=$BATS_TEST_TMPDIR rss0 r max=0 emit n
+	SENT=$t/sent
+	# Half a second of slack at 40000/s for the reading client.
+	ws_start --subscriber-buffer 20000
+	sub slow --sel log --stall 50 receiver
+	sub slow-v1 --stall 50 subscribe
+	sub fast --sel log batched
+	subs_ready
+	rss0=$(rss)
+	{
+		lgr-emit --rate 40000 --count 200000 --source-id app-1 \
+		    log "a log line of eighty bytes or so, as a short application writes" |
+		    tee "$SENT"
+	} >"$IN" 3>&- &
+	emit=$!
+	n=400
+	while running "$emit"; do
+		r=$(rss)
+		[ "$r" -le "$max" ] || max=$r
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || { lgr_diag "lgr-emit still running"; return 1; }
+		sleep 0.05
+	done
+	wait "$emit"
+	r=$(rss)
+	lgr_diag "rss: ${rss0} kB before, ${max} kB at most, ${r} kB after"
+	[ "$max" -lt 204800 ]
+	[ $((r - rss0)) -lt 102400 ]
+	ws_end
+	sub_done fast "OK "
+	same 200000 "$(nframes "$t/fast")"
+	got_v2 fast log
+	same 0 "$(unsub_field BatchedReceiver dropped)"
+	same 200000 "$(unsub_field BatchedReceiver egress)"
+	[ "$(unsub_field Receiver dropped)" -gt 0 ]
+	[ "$(unsub_field Subscribe dropped)" -gt 0 ]
+	same 200000 "$(($(unsub_field Receiver dropped) + $(unsub_field Receiver egress)))"
+}
+
+# nfds: the file descriptors lgr-ws has open.
+nfds() {
+	ls "/proc/$WS_PID/fd" | wc -l
+}
+
+@test "clients that cancel end their subscription; 50 open/cancel cycles leak nothing" {
+	local fd0 rss1 rss2 out=$BATS_TEST_TMPDIR/x
+	ws_start --max-subscriptions 2
+	fd0=$(nfds)
+	same "cycles 50 ok" "$(py grpc_sub --cycles 50 --sel log "$GRPC" batched "$out")"
+	wait_until 100 eval '[ "$(grep -c "event=unsubscribe " "$ERR")" -eq 50 ]'
+	rss1=$(rss)
+	same "cycles 50 ok" "$(py grpc_sub --cycles 50 "$GRPC" batch_subscribe "$out")"
+	same "cycles 50 ok" "$(py grpc_sub --cycles 50 --sel counter "$GRPC" receiver "$out")"
+	same "cycles 50 ok" "$(py grpc_sub --cycles 50 --app a "$GRPC" subscribe "$out")"
+	wait_until 100 eval '[ "$(grep -c "event=unsubscribe " "$ERR")" -eq 200 ]'
+	same 200 "$(grep -c 'event=subscribe ' "$ERR")"
+	# Every connection closed; no memory kept per subscription.
+	wait_until 100 eval '[ "$(nfds)" -eq "$fd0" ]'
+	rss2=$(rss)
+	lgr_diag "rss: ${rss1} kB after 50 cycles, ${rss2} kB after 200"
+	[ $((rss2 - rss1)) -lt 4096 ]
+	# Both places free: two subscriptions at once still fit.
+	sub a --sel log batched
+	sub b --count 1 batch_subscribe
+	subs_ready
+	feed "$BATS_FILE_TMPDIR/sent"
+	sub_done b "CANCELLED Locally cancelled by application!"
+	ws_end
+	sub_done a "OK "
+	got_v2 a log
+}
+
+@test "SIGTERM: every call sends what it has queued, ends with OK, and lgr-ws exits 0" {
+	local t=$BATS_TEST_TMPDIR
+	SENT=$t/sent
+	# 6000 1 KB logs: more than a stalled client's HTTP/2 window holds.
+	lgr-emit --count 6000 --size 1000 --source-id app-1 log x >"$SENT"
+	ws_start --subscriber-buffer 10000 --subscriber-bytes 67108864
+	sub probe --sel log batched
+	sub a --sel log --hold "$t/go" batched
+	sub b --hold "$t/go" batch_subscribe
+	sub c --sel app-1/log --hold "$t/go" receiver
+	sub d --app app-1 --hold "$t/go" subscribe
+	subs_ready
+	feed "$SENT"
+	# Once the probe has all, every queue has all.
+	wait_until 200 eval '[ "$(nframes "$t/probe")" -eq 6000 ]'
+	kill -TERM "$WS_PID"
+	wait_until 100 grep -q 'event=stopping reason="SIGTERM"' "$ERR"
+	touch "$t/go"
+	ws_exit
+	subs_ok
+	got_v2 a log
+	got_v1 b
+	got_v2 c app-1/log
+	got_v1 d --app app-1
+	same 6000 "$(nframes "$t/d")"
+	[[ $(last_line "$ERR") == *" dropped=0 "* ]]
+}
+
+# --- TLS -------------------------------------------------------------------------------
+
+@test "mTLS: a client without a certificate, or with one from another CA, is refused; one with a certificate gets data" {
+	local c=$BATS_TEST_TMPDIR/certs o=$BATS_TEST_TMPDIR/other
+	sh "$LGR_ROOT/share/lgr-certs" --only "$c" doppler client 2>/dev/null
+	sh "$LGR_ROOT/share/lgr-certs" --only "$o" client 2>/dev/null
+	ws_start --tls-cert "$c/doppler.crt" --tls-key "$c/doppler.key" \
+	    --tls-ca "$c/ca.crt"
+	grep -q "event=listening proto=grpc addr=$GRPC tls=mtls" "$ERR"
+	sub v2 --ca "$c/ca.crt" --cert "$c/client.crt" --key "$c/client.key" \
+	    --sel log batched
+	sub v1 --ca "$c/ca.crt" --cert "$c/client.crt" --key "$c/client.key" \
+	    --app app-1 subscribe
+	subs_ready
+	call_is "UNAVAILABLE *" --ca "$c/ca.crt" --sel log batched
+	call_is "UNAVAILABLE *" --ca "$c/ca.crt" --cert "$o/client.crt" \
+	    --key "$o/client.key" batch_subscribe
+	call_is "UNAVAILABLE *" --sel log receiver
+	feed "$BATS_FILE_TMPDIR/sent"
+	ws_end
+	subs_ok
+	got_v2 v2 log
+	got_v1 v1 --app app-1
+	same 2 "$(grep -c 'event=subscribe ' "$ERR")"
+	same 3 "$(grep -c 'event=grpc_conn_closed .*reason="tls handshake' "$ERR")"
+}
+
+# --- relayed by lgr-recv ------------------------------------------------------------
+
+# relay_start: lgr-ws was started with --relay $SOCK; start lgr-recv
+# --grpc 127.0.0.1:0 --egress-relay $SOCK (10 s at most to get ready) and
+# point GRPC at it. Sets RECV_PID and RECV_ERR.
+relay_start() {
+	local fifo=$BATS_TEST_TMPDIR/notify-recv n=100 nfd l
+	RECV_ERR=$BATS_TEST_TMPDIR/recv.err
+	rm -f "$fifo"
+	mkfifo "$fifo"
+	exec {nfd}<>"$fifo"
+	lgr-recv --grpc 127.0.0.1:0 --egress-relay "$SOCK" \
+	    --metrics-interval 0 --notify-fd 3 3>"$fifo" {nfd}>&- \
+	    {LGR_DIAG}>&- </dev/null >/dev/null 2>"$RECV_ERR" &
+	RECV_PID=$!
+	while ! read -r -t 0.1 -u "$nfd" _; do
+		n=$((n - 1))
+		if [ "$n" -eq 0 ] || ! kill -0 "$RECV_PID" 2>/dev/null; then
+			exec {nfd}>&-
+			lgr_diag "lgr-recv did not get ready; its log:"
+			lgr_diag "$(cat "$RECV_ERR")"
+			return 1
+		fi
+	done
+	exec {nfd}>&-
+	l=$(grep -m 1 "event=listening proto=grpc " "$RECV_ERR") || return 1
+	GRPC=$(field addr "$l")
+}
+
+@test "relayed by lgr-recv --egress-relay: the same calls get the same envelopes and the same errors" {
+	local name
+	SOCK=$BATS_TEST_TMPDIR/relay.sock
+	ws_start --relay "$SOCK"
+	relay_start
+	sub batched --sel app-1/log --sel gauge:a,b batched
+	sub receiver --sel counter:ingress receiver
+	sub subscribe --app app-1 subscribe
+	sub batch-subscribe --class metric batch_subscribe
+	sub cancel --count 1 --sel log batched
+	subs_ready
+	call_is "INVALID_ARGUMENT Selectors cannot be empty" batched
+	call_is "INVALID_ARGUMENT Selectors must have a Message" \
+	    --sel none receiver
+	call_is "INVALID_ARGUMENT *" --raw 0c batch_subscribe
+	feed "$BATS_FILE_TMPDIR/sent"
+	sub_done cancel "CANCELLED Locally cancelled by application!"
+	wait_until 100 grep -q "event=unsubscribe sub=grpc:relay/" "$ERR"
+	ws_end
+	for name in batched receiver subscribe batch-subscribe; do
+		sub_done "$name" "OK "
+	done
+	got_v2 batched app-1/log gauge:a,b
+	got_v2 receiver counter:ingress
+	got_v1 subscribe --app app-1
+	got_v1 batch-subscribe --class metric
+	same 5 "$(grep -c 'event=subscribe sub=grpc:relay/' "$ERR")"
+	same 5 "$(grep -c 'event=unsubscribe sub=grpc:relay/' "$ERR")"
+}
+
+@test "relayed by lgr-recv: on SIGTERM a relayed call sends what it has queued and ends with OK" {
+	local t=$BATS_TEST_TMPDIR
+	SENT=$t/sent
+	SOCK=$t/relay.sock
+	lgr-emit --count 6000 --size 1000 --source-id app-1 log x >"$SENT"
+	ws_start --relay "$SOCK" --subscriber-buffer 10000 \
+	    --subscriber-bytes 67108864
+	relay_start
+	sub probe --sel log batched
+	sub a --sel log --hold "$t/go" batched
+	sub b --hold "$t/go" subscribe
+	subs_ready
+	feed "$SENT"
+	wait_until 200 eval '[ "$(nframes "$t/probe")" -eq 6000 ]'
+	kill -TERM "$WS_PID"
+	wait_until 100 grep -q 'event=stopping reason="SIGTERM"' "$ERR"
+	touch "$t/go"
+	ws_exit
+	subs_ok
+	got_v2 a log
+	got_v1 b
+	[[ $(last_line "$ERR") == *" dropped=0 "* ]]
 }

@@ -14,6 +14,8 @@
 #   split ALL GOT...       the GOT files, each non-empty, hold together
 #                          exactly the envelopes of ALL, none twice
 #   count FILE             print the number of frames in FILE
+#   v1text FILE            print each v1 envelope of FILE on one line
+#                          (protobuf text format, timestamps as T)
 import collections
 import os
 import re
@@ -48,14 +50,15 @@ def v2(b):
     return e
 
 
-def show(m):
-    return text_format.MessageToString(m, as_one_line=True)
+def show(m, cut=None):
+    t = text_format.MessageToString(m, as_one_line=True)
+    return t if cut is None or len(t) <= cut else t[:cut] + "..."
 
 
 def fail(what, items, parse):
     sys.stderr.write("%s (%d):\n" % (what, len(items)))
     for b in items[:5]:
-        sys.stderr.write("  %s\n" % show(parse(b)))
+        sys.stderr.write("  %s\n" % show(parse(b), 300))
 
 
 # --- v2 selection ----------------------------------------------------------
@@ -335,6 +338,15 @@ def main():
         return check_v1(frames(args[0]), frames(args[1]), opts)
     if mode == "split":
         return check_split(frames(args[0]), [frames(a) for a in args[1:]])
+    if mode == "v1text":
+        for b in frames(args[0]):
+            m = v1(b)
+            if m.HasField("timestamp"):
+                m.timestamp = 0
+            if m.HasField("logMessage"):
+                m.logMessage.timestamp = 0
+            print(show(m).replace("timestamp: 0", "timestamp: T"))
+        return 0
     if mode == "count":
         print(len(frames(args[0])))
         return 0

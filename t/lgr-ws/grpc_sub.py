@@ -28,6 +28,8 @@
 #   --ready FILE     create FILE once the response headers are in (the
 #                    subscription is in place)
 #   --stall S        once the headers are in, read nothing for S seconds
+#   --hold FILE      once the headers are in, read nothing until FILE
+#                    exists (30 s at most)
 #   --cycles N       instead of one call: N calls one after another, each
 #                    opened, its headers awaited, then cancelled (a new
 #                    channel every 10); prints "cycles N ok" or the failure
@@ -111,9 +113,14 @@ def selector(spec):
     return s
 
 
-def channel(addr, ca, cert, key):
+def channel(addr, ca, cert, key, small_window=False):
     opts = [("grpc.max_receive_message_length", -1),
             ("grpc.enable_retries", 0)]
+    if small_window:
+        # No window growth: what the client has not read stays queued
+        # in lgr-ws, not in flight.
+        opts.append(("grpc.http2.bdp_probe", 0))
+        opts.append(("grpc.http2.lookahead_bytes", 65536))
     if ca is None:
         return grpc.insecure_channel(addr, options=opts)
     with open(ca, "rb") as f:
@@ -171,7 +178,7 @@ def main():
     o = {"sel": [], "legacy": None, "app": None, "class": None, "shard": "",
          "raw": None, "ca": None, "cert": None, "key": None,
          "timeout": 30.0, "count": None, "ready": None, "stall": 0.0,
-         "cycles": None}
+         "cycles": None, "hold": None}
     args = sys.argv[1:]
     while args and args[0].startswith("--"):
         name = args[0][2:]
@@ -195,7 +202,8 @@ def main():
     if o["cycles"] is not None:
         cycles(o, addr, path, req, o["cycles"])
         return
-    ch = channel(addr, o["ca"], o["cert"], o["key"])
+    ch = channel(addr, o["ca"], o["cert"], o["key"],
+                 o["hold"] is not None or o["stall"] > 0)
     call = ch.unary_stream(path, request_serializer=ident,
                            response_deserializer=ident)
     it = call(req, timeout=o["timeout"])
@@ -207,10 +215,15 @@ def main():
                 open(o["ready"], "w").close()
             if o["stall"] > 0:
                 time.sleep(o["stall"])
+            end = time.monotonic() + 30
+            while o["hold"] is not None and not os.path.exists(o["hold"]) \
+                    and time.monotonic() < end:
+                time.sleep(0.02)
             for m in it:
                 envs = [m] if method == "receiver" else field1(m)
-                for e in envs:
-                    f.write(struct.pack(">I", len(e)) + e)
+                f.write(b"".join(struct.pack(">I", len(e)) + e
+                                 for e in envs))
+                f.flush()       # others watch the file grow
                 n += len(envs)
                 if o["count"] is not None and n >= o["count"]:
                     it.cancel()
