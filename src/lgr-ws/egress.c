@@ -267,15 +267,19 @@ rconn_dispatch(struct rconn *rc, const unsigned char *path, size_t plen,
 	const char *why = NULL;
 	int status;
 
-	if (plen > RELAY_MAX_PATH || (memcmp(path, RELAY_V2_RECEIVER, plen) &&
-	    memcmp(path, RELAY_V2_BATCHED, plen) &&
-	    memcmp(path, RELAY_V1_SUBSCRIBE, plen) &&
-	    memcmp(path, RELAY_V1_BATCH, plen))) {
+	if (plen > RELAY_MAX_PATH) {
 		rconn_status(rc, -1, GRPC_UNIMPLEMENTED, "unknown method");
 		return;
 	}
 	memcpy(p, path, plen);
 	p[plen] = '\0';
+	/* The whole path, not a prefix of one of ours. */
+	if (strlen(p) != plen || (strcmp(p, RELAY_V2_RECEIVER) &&
+	    strcmp(p, RELAY_V2_BATCHED) && strcmp(p, RELAY_V1_SUBSCRIBE) &&
+	    strcmp(p, RELAY_V1_BATCH))) {
+		rconn_status(rc, -1, GRPC_UNIMPLEMENTED, "unknown method");
+		return;
+	}
 	rc->ec = ecall_open(rc->srv->d, p, "relay", msg, mlen, &status, &why);
 	if (rc->ec == NULL) {
 		rconn_status(rc, -1, status, why);
