@@ -1155,7 +1155,7 @@ set_cookie(struct req *r)
 	const char *name, *value;
 	struct query post = { NULL, 0, 0 };
 	struct hdr h[4] = {
-		{ "Access-Control-Allow-Origin", origin ? origin : "" },
+		{ "Access-Control-Allow-Origin", origin },
 		{ "Access-Control-Allow-Credentials", "true" },
 		{ "Access-Control-Allow-Headers", "Content-Type" },
 		{ "Set-Cookie", NULL },
@@ -1894,7 +1894,7 @@ cache_answer(struct req *r)
 	char ctype[96];
 	struct hdr h[3] = {
 		{ "Content-Type", ctype },
-		{ "Access-Control-Allow-Origin", origin ? origin : "" },
+		{ "Access-Control-Allow-Origin", origin },
 		{ "Access-Control-Allow-Credentials", "true" },
 	};
 	enum MHD_Result ret;

@@ -657,7 +657,9 @@ ws_read(struct wsconn *w)
 		return;
 	}
 	if (wslay_event_recv(w->ws) != 0) {
-		ws_destroy(w, w->read_eof ? "client_went_away" : "read_error");
+		ws_destroy(w, wslay_event_get_close_received(w->ws) &&
+		    wslay_event_get_close_sent(w->ws) ? "closed" :
+		    w->read_eof ? "client_went_away" : "read_error");
 		return;
 	}
 	if (w->state == WS_LINGER && wslay_event_get_close_received(w->ws)) {
@@ -668,9 +670,8 @@ ws_read(struct wsconn *w)
 		/* The client closed, or wslay gave up on it and queued a
 		 * close (1009 for a frame over the limit, 1002 ...). */
 		if (!wslay_event_get_close_received(w->ws))
-			log_info("event=ws_bad_client peer=%s path=\"%s\" "
-			    "code=%u", w->peer, w->path, (unsigned)
-			    wslay_event_get_status_code_sent(w->ws));
+			log_info("event=ws_bad_client peer=%s path=\"%s\"",
+			    w->peer, w->path);
 		ws_to_closing(w);
 	}
 	ws_pump(w);

@@ -16,9 +16,14 @@
 #   --send-big N      after the handshake, send one binary message of N bytes
 #   --max N           close (code 1000) after N messages
 #   --no-pong         never answer the server's pings
+#   --rcvbuf N        the socket's receive buffer (with --stall: a small
+#                     one makes the server's writes block sooner)
+#   --ca FILE         trust this CA for wss:// URLs
 #   --timeout S       give up after S seconds (default 30)
 import argparse
 import asyncio
+import socket
+import ssl
 import struct
 import sys
 
@@ -39,6 +44,14 @@ async def run(a):
               close_timeout=2, open_timeout=10)
     if a.stall:
         kw.update(max_queue=1, read_limit=4096, write_limit=4096)
+    if a.ca:
+        kw["ssl"] = ssl.create_default_context(cafile=a.ca)
+    if a.rcvbuf:
+        host, _, port = a.url.split("/")[2].rpartition(":")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, a.rcvbuf)
+        sock.connect((host.strip("[]"), int(port)))
+        kw["sock"] = sock
     try:
         ws = await websockets.connect(a.url, **kw)
     except websockets.exceptions.InvalidStatusCode as e:
@@ -85,6 +98,8 @@ def main():
     p.add_argument("--send-big", type=int, default=0)
     p.add_argument("--max", type=int, default=0)
     p.add_argument("--no-pong", action="store_true")
+    p.add_argument("--rcvbuf", type=int, default=0)
+    p.add_argument("--ca")
     p.add_argument("--timeout", type=float, default=30)
     a = p.parse_args()
     try:
