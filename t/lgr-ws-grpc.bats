@@ -522,17 +522,18 @@ unsub_field() {
 @test "a subscriber that stops reading loses only its own envelopes; another gets all 200000; memory stays bounded" {
 	local t=$BATS_TEST_TMPDIR rss0 r max=0 emit n
 	SENT=$t/sent
-	# Half a second of slack at 40000/s for the reading client.
-	ws_start --subscriber-buffer 20000
+	# 200-byte logs, 40 MB in all, at 40000/s; queues of 16 MB give the
+	# reading client near two seconds of slack on a busy machine, and
+	# leave the stalled ones far short of all.
+	ws_start --subscriber-buffer 100000 --subscriber-bytes 16777216
 	sub slow --sel log --stall 50 receiver
 	sub slow-v1 --stall 50 subscribe
 	sub fast --sel log batched
 	subs_ready
 	rss0=$(rss)
 	{
-		lgr-emit --rate 40000 --count 200000 --source-id app-1 \
-		    log "a log line of eighty bytes or so, as a short application writes" |
-		    tee "$SENT"
+		lgr-emit --rate 40000 --count 200000 --size 200 \
+		    --source-id app-1 log "a log line " | tee "$SENT"
 	} >"$IN" 3>&- &
 	emit=$!
 	n=400
@@ -704,6 +705,28 @@ relay_start() {
 	got_v1 batch-subscribe --class metric
 	same 5 "$(grep -c 'event=subscribe sub=grpc:relay/' "$ERR")"
 	same 5 "$(grep -c 'event=unsubscribe sub=grpc:relay/' "$ERR")"
+}
+
+@test "the relay socket takes our four methods by their whole path and refuses any other" {
+	local sock=$BATS_TEST_TMPDIR/relay.sock
+	ws_start --relay "$sock"
+	# EgressBatchRequest{selectors: [{log}]}; an empty SubscriptionRequest.
+	same "0 " "$(py grpc_relay "$sock" /loggregator.v2.Egress/BatchedReceiver 22021200)"
+	same "0 " "$(py grpc_relay "$sock" /loggregator.v2.Egress/Receiver 22021200)"
+	same "0 " "$(py grpc_relay "$sock" /plumbing.Doppler/Subscribe "")"
+	same "0 " "$(py grpc_relay "$sock" /plumbing.Doppler/BatchSubscribe "")"
+	same "3 Selectors cannot be empty" \
+	    "$(py grpc_relay "$sock" /loggregator.v2.Egress/Receiver "")"
+	same "12 unknown method" "$(py grpc_relay "$sock" /loggregator "")"
+	same "12 unknown method" "$(py grpc_relay "$sock" "" "")"
+	same "12 unknown method" \
+	    "$(py grpc_relay "$sock" /plumbing.Doppler/BatchSubscribeX "")"
+	same "12 unknown method" \
+	    "$(py grpc_relay "$sock" /loggregator.v2.Ingress/Sender "")"
+	same "12 unknown method" "$(py grpc_relay "$sock" "$(printf '/x%.0s' {1..100})" "")"
+	# Each accepted call ended when its connection closed.
+	wait_until 100 eval '[ "$(grep -c "event=unsubscribe sub=grpc:relay/" "$ERR")" -eq 4 ]'
+	ws_end
 }
 
 @test "relayed by lgr-recv: on SIGTERM a relayed call sends what it has queued and ends with OK" {
