@@ -292,3 +292,22 @@ ALL_KINDS=(--sel log --sel counter --sel gauge --sel timer --sel event)
 	done
 	role_stop TERM
 }
+
+@test "killed outright, it restarts on the same port and --run-dir and serves again" {
+	local t=$BATS_TEST_TMPDIR port
+	mkdir "$t/run"
+	logs "$t/a" app-1 10
+	dop_start d 0 --run-dir "$t/run"
+	port=${DOP[d]##*:}
+	dop_kill d
+	dop_start d "$port" --run-dir "$t/run"
+	same "127.0.0.1:$port" "${DOP[d]}"
+	sub_start v2 grpc "${DOP[d]}" batched "${CLIENT[@]}" --sel log --count 10
+	sub_ready v2
+	send "${DOP[d]}" "$t/a"
+	sub_end v2
+	check v2 "$t/v2.frames" "$t/a"
+	role_stop
+	run -0 ls -A "$t/run"
+	same "" "$output"
+}
