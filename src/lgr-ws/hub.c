@@ -65,34 +65,48 @@ hub_free(struct hub *h)
 	free(h);
 }
 
+/* One string of a group key, length first, so that no text can pass for
+ * another's separators; "-" for none (any). */
+static int
+key_str(struct buf *b, const char *s)
+{
+	if (s == NULL)
+		return buf_putc(b, '-');
+	return buf_printf(b, "%zu:%s", strlen(s), s);
+}
+
 /* A canonical text of what a sharded subscriber asks for: members of a
- * group must want the same envelopes. */
+ * group must want the same envelopes, so two filters that differ in
+ * anything (a counter named "*" and any counter, say) get two keys. */
 static char *
 group_key(const struct sub *s)
 {
 	const struct sub_filter *f = &s->f;
 	struct buf b;
 	size_t i, j;
+	int rc;		/* -1 once any part failed to fit */
 
 	if (buf_init(&b, 256, 64 * 1024) == -1)
 		return NULL;
-	buf_printf(&b, "%d|%s|", s->form, f->shard_id);
+	rc = buf_printf(&b, "%d|", s->form) | key_str(&b, f->shard_id);
 	if (s->form == SUB_V1) {
-		buf_printf(&b, "%s|%d", f->app_id ? f->app_id : "*",
-		    f->v1_class);
+		rc |= key_str(&b, f->app_id) |
+		    buf_printf(&b, "|%d", f->v1_class);
 	} else {
 		for (i = 0; i < f->nsel; i++) {
 			const struct selector *sel = &f->sel[i];
 
-			buf_printf(&b, "[%s|%u|%s|", sel->source_id ?
-			    sel->source_id : "*", sel->kind, sel->counter_name ?
-			    sel->counter_name : "*");
+			rc |= buf_printf(&b, "[%u|", sel->kind) |
+			    key_str(&b, sel->source_id) |
+			    key_str(&b, sel->counter_name) |
+			    buf_printf(&b, "%zu|", sel->ngauge_names);
 			for (j = 0; j < sel->ngauge_names; j++)
-				buf_printf(&b, "%s,", sel->gauge_names[j]);
-			buf_printf(&b, "]");
+				rc |= key_str(&b, sel->gauge_names[j]);
+			rc |= buf_putc(&b, ']');
 		}
 	}
-	if (buf_putc(&b, '\0') == -1) {
+	rc |= buf_putc(&b, '\0');
+	if (rc != 0) {
 		buf_release(&b);
 		return NULL;
 	}
