@@ -419,6 +419,37 @@ split() {
 	split "$t/counters" c1 c2
 }
 
+@test "one shard_id with other selectors or another filter is another group" {
+	local t=$BATS_TEST_TMPDIR
+	SENT=$t/sent
+	{
+		lgr-emit --count 20 --source-id app-1 counter hits 1
+		lgr-emit --count 20 --source-id app-1 counter '*' 1
+		lgr-emit --count 20 --source-id 'a|2|*|' counter hits 1
+	} >"$SENT"
+	ws_start
+	# A counter named "*" is not any counter; a source_id is not split
+	# by the characters it holds.
+	sub star --shard s --sel 'counter:*' batched
+	sub any --shard s --sel counter batched
+	sub app --shard s --sel 'app-1/counter' batched
+	sub odd --shard s --sel 'a|2|*|/counter' batched
+	# v1: an app named "*" is not the firehose.
+	sub v1-star --shard s --app '*' batch_subscribe
+	sub v1-all --shard s batch_subscribe
+	subs_ready
+	feed "$SENT"
+	ws_end
+	subs_ok
+	got_v2 star 'counter:*'
+	got_v2 any counter
+	got_v2 app app-1/counter
+	got_v2 odd 'a|2|*|/counter'
+	got_v1 v1-star --app '*'
+	got_v1 v1-all
+	same 60 "$(nframes "$t/v1-all")"
+}
+
 @test "BatchSubscribe: subscribers sharing a shardID split the v1 stream; another shardID gets it all" {
 	SENT=$BATS_TEST_TMPDIR/sent
 	seq -f 'log %g' 1 1000 | lgr-emit --source-id app-1 log >"$SENT"
