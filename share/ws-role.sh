@@ -80,5 +80,7 @@ if [ -z "$insecure" ]; then
 	fi
 fi
 # shellcheck disable=SC2086 # the lists are meant to split
+# Self-metrics are frames on stdout, which a supervisor's log would
+# take as text: off unless asked for (--metrics-interval, piped on).
 exec lgr-ws "$listen_flag" "$listen" --upstream "$upstreams" $tls \
-    $role_flags $extra "$@"
+    --metrics-interval 0 $role_flags $extra "$@"

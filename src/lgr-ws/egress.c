@@ -96,6 +96,16 @@ ecall_open(struct wsd *d, const char *path, const char *peer,
 	    filter_from_subscription_request(&ec->s.f, p, n, why);
 	if (*status != GRPC_OK)
 		goto fail;
+	if (d->nsubs >= d->max_subs) {
+		/* As the reverse log proxy answers past max_streams. */
+		static char full[96];	/* outlives ec: the status needs it */
+
+		snprintf(full, sizeof(full), "unable to create stream, "
+		    "max egress streams reached: %zu", d->max_subs);
+		*why = full;
+		*status = GRPC_RESOURCE_EXHAUSTED;
+		goto fail;
+	}
 	ec->converge = v2 && d->up != NULL;
 	if (ec->converge && arena_init(&ec->a, 64 * 1024, 64u << 20) == -1) {
 		ec->converge = 0;
