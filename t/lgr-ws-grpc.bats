@@ -7,6 +7,13 @@
 # python3-protobuf: v2 envelopes byte for byte, v1 envelopes against an
 # independent v2 -> v1 conversion (SPEC §3) and v1 routing (§5).
 #
+# Covered: v2 selectors (source_id, kinds, counter name, exact gauge key
+# set, union, legacy_selector); v1 conversion and routing (app id, log and
+# metric classes, firehose); shard groups, v2 and v1; request errors and
+# --max-subscriptions; a stalled subscriber among a reading one (200000
+# envelopes, memory bounded); cancel cycles; the SIGTERM drain; mTLS; the
+# same calls relayed through lgr-recv --egress-relay.
+#
 # lgr-ws reads its stdin from a fifo held open by a sleeping writer; the
 # test writes the frames once every subscriber is in place, then kills
 # the writer: at the end of its input lgr-ws ends every stream with OK
@@ -32,26 +39,27 @@ py() {
 # make_sent FILE: the envelopes every test feeds, one of each kind and
 # shape the selectors and the v1 conversion tell apart, from lgr-emit.
 make_sent() {
-	local f=$1 base="--tag origin=rep --tag deployment=cf --tag job=diego \
---tag index=7 --tag ip=10.0.0.1"
+	local f=$1
+	local base=(--tag origin=rep --tag deployment=cf --tag job=diego
+	    --tag index=7 --tag ip=10.0.0.1)
 	local app3=6f1b5b3e-2a4c-4d8e-9f00-0123456789ab
 	{
 		printf 'app-1 line %d\n' 1 2 3 |
-		    lgr-emit $base --source-id app-1 --instance-id 3 \
+		    lgr-emit "${base[@]}" --source-id app-1 --instance-id 3 \
 		    --tag source_type=APP/PROC/WEB log
-		lgr-emit $base --source-id app-2 --instance-id 0 --err \
+		lgr-emit "${base[@]}" --source-id app-2 --instance-id 0 --err \
 		    --tag source_type=STG log "staging failed"
-		lgr-emit $base --source-id app-1 --instance-id 2 gauge \
+		lgr-emit "${base[@]}" --source-id app-1 --instance-id 2 gauge \
 		    cpu=12.5:percentage memory=1048576:bytes disk=2097152:bytes \
 		    memory_quota=4194304:bytes disk_quota=8388608:bytes
 		lgr-emit --source-id app-1 --instance-id 1 --tag job=cell \
 		    gauge requests=3:count
-		lgr-emit $base --source-id metron gauge a=1.5:x b=2:y
+		lgr-emit "${base[@]}" --source-id metron gauge a=1.5:x b=2:y
 		lgr-emit --source-id metron gauge a=2.5:x
-		lgr-emit $base --source-id doppler --total 100 counter ingress 5
+		lgr-emit "${base[@]}" --source-id doppler --total 100 counter ingress 5
 		lgr-emit --source-id doppler --instance-id 4 counter egress 3
 		lgr-emit --source-id app-2 --total 9 counter ingress 1
-		lgr-emit $base --source-id "$app3" --instance-id 1 \
+		lgr-emit "${base[@]}" --source-id "$app3" --instance-id 1 \
 		    --tag request_id=1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9 \
 		    --tag method=GET --tag peer_type=Server --tag uri=/x \
 		    --tag remote_address=10.1.1.1:5000 --tag user_agent=curl \
@@ -63,7 +71,7 @@ make_sent() {
 		    lgr-emit --source-id "$app3" --instance-id 0 \
 		    --tag source_type=APP/PROC/WEB log
 		printf 'app-1 line %d\n' 4 5 |
-		    lgr-emit $base --source-id app-1 --instance-id 3 \
+		    lgr-emit "${base[@]}" --source-id app-1 --instance-id 3 \
 		    --tag source_type=APP/PROC/WEB log
 	} >"$f"
 }
@@ -214,6 +222,16 @@ got_v1() {
 # nframes FILE: the number of frames in FILE.
 nframes() {
 	py grpc_check count "$1"
+}
+
+# nframes_are N FILE: FILE holds N whole frames (for wait_until).
+nframes_are() {
+	[ "$(py grpc_check count "$2" 2>/dev/null)" = "$1" ]
+}
+
+# logged N TEXT: lgr-ws's log has N lines holding TEXT (for wait_until).
+logged() {
+	[ "$(grep -c -F -- "$2" "$ERR")" -eq "$1" ]
 }
 
 # --- v2 Egress: selectors --------------------------------------------------------
@@ -516,20 +534,23 @@ call_is() {
 	same 9 "$(grep -c 'event=grpc_call_failed .* status=3 ' "$ERR")"
 }
 
-@test "--max-subscriptions: one more is refused with UNAVAILABLE; the one in place goes on" {
+@test "--max-subscriptions: one more is refused with RESOURCE_EXHAUSTED, as the RLP answers; the one in place goes on" {
+	local full="RESOURCE_EXHAUSTED unable to create stream, max egress streams reached: 1"
 	ws_start --max-subscriptions 1
 	sub good --sel log batched
 	subs_ready
-	call_is "UNAVAILABLE *" --sel counter batched
-	call_is "UNAVAILABLE *" --sel log receiver
-	call_is "UNAVAILABLE *" batch_subscribe
-	call_is "UNAVAILABLE *" --app app-1 subscribe
+	call_is "$full" --sel counter batched
+	call_is "$full" --sel log receiver
+	call_is "$full" batch_subscribe
+	call_is "$full" --app app-1 subscribe
+	# A bad request is still told what is wrong with it.
+	call_is "INVALID_ARGUMENT Selectors cannot be empty" batched
 	feed "$BATS_FILE_TMPDIR/sent"
 	ws_end
 	subs_ok
 	got_v2 good log
 	same 1 "$(grep -c 'event=subscribe ' "$ERR")"
-	same 4 "$(grep -c 'event=grpc_call_failed .* status=14 reason="too many subscriptions"' "$ERR")"
+	same 4 "$(grep -c 'event=grpc_call_failed .* status=8 reason="unable to create stream, max egress streams reached: 1"' "$ERR")"
 }
 
 # --- slow subscribers, cancel, SIGTERM ------------------------------------------------
@@ -591,9 +612,14 @@ unsub_field() {
 	same 200000 "$(($(unsub_field Receiver dropped) + $(unsub_field Receiver egress)))"
 }
 
-# nfds: the file descriptors lgr-ws has open.
+# nfds: the number of file descriptors lgr-ws has open; nfds_are N:
+# it is N (for wait_until).
 nfds() {
-	ls "/proc/$WS_PID/fd" | wc -l
+	find "/proc/$WS_PID/fd" -mindepth 1 -maxdepth 1 | wc -l
+}
+
+nfds_are() {
+	[ "$(nfds)" -eq "$1" ]
 }
 
 @test "clients that cancel end their subscription; 50 open/cancel cycles leak nothing" {
@@ -601,15 +627,15 @@ nfds() {
 	ws_start --max-subscriptions 2
 	fd0=$(nfds)
 	same "cycles 50 ok" "$(py grpc_sub --cycles 50 --sel log "$GRPC" batched "$out")"
-	wait_until 100 eval '[ "$(grep -c "event=unsubscribe " "$ERR")" -eq 50 ]'
+	wait_until 100 logged 50 "event=unsubscribe "
 	rss1=$(rss)
 	same "cycles 50 ok" "$(py grpc_sub --cycles 50 "$GRPC" batch_subscribe "$out")"
 	same "cycles 50 ok" "$(py grpc_sub --cycles 50 --sel counter "$GRPC" receiver "$out")"
 	same "cycles 50 ok" "$(py grpc_sub --cycles 50 --app a "$GRPC" subscribe "$out")"
-	wait_until 100 eval '[ "$(grep -c "event=unsubscribe " "$ERR")" -eq 200 ]'
+	wait_until 100 logged 200 "event=unsubscribe "
 	same 200 "$(grep -c 'event=subscribe ' "$ERR")"
 	# Every connection closed; no memory kept per subscription.
-	wait_until 100 eval '[ "$(nfds)" -eq "$fd0" ]'
+	wait_until 100 nfds_are "$fd0"
 	rss2=$(rss)
 	lgr_diag "rss: ${rss1} kB after 50 cycles, ${rss2} kB after 200"
 	[ $((rss2 - rss1)) -lt 4096 ]
@@ -638,7 +664,7 @@ nfds() {
 	subs_ready
 	feed "$SENT"
 	# Once the probe has all, every queue has all.
-	wait_until 200 eval '[ "$(nframes "$t/probe")" -eq 6000 ]'
+	wait_until 200 nframes_are 6000 "$t/probe"
 	kill -TERM "$WS_PID"
 	wait_until 100 grep -q 'event=stopping reason="SIGTERM"' "$ERR"
 	touch "$t/go"
@@ -756,7 +782,7 @@ relay_start() {
 	    "$(py grpc_relay "$sock" /loggregator.v2.Ingress/Sender "")"
 	same "12 unknown method" "$(py grpc_relay "$sock" "$(printf '/x%.0s' {1..100})" "")"
 	# Each accepted call ended when its connection closed.
-	wait_until 100 eval '[ "$(grep -c "event=unsubscribe sub=grpc:relay/" "$ERR")" -eq 4 ]'
+	wait_until 100 logged 4 "event=unsubscribe sub=grpc:relay/"
 	ws_end
 }
 
@@ -773,7 +799,7 @@ relay_start() {
 	sub b --hold "$t/go" subscribe
 	subs_ready
 	feed "$SENT"
-	wait_until 200 eval '[ "$(nframes "$t/probe")" -eq 6000 ]'
+	wait_until 200 nframes_are 6000 "$t/probe"
 	kill -TERM "$WS_PID"
 	wait_until 100 grep -q 'event=stopping reason="SIGTERM"' "$ERR"
 	touch "$t/go"
