@@ -154,7 +154,7 @@ sub_ready() {
 sub_end() {
 	local st=0 t=$BATS_TEST_TMPDIR
 	ended 400 "${SUB_PID[$1]}" || {
-		lgr_diag "subscriber $1 did not end: $(cat "$t/$1.log" "$t/$1.err")"
+		lgr_diag "subscriber $1 did not end, $(count "$t/$1.frames") envelopes: $(cat "$t/$1.log" "$t/$1.err")"
 		return 1
 	}
 	wait "${SUB_PID[$1]}" || st=$?

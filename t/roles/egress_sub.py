@@ -36,6 +36,8 @@
 #   --count N      end after N envelopes (and --linger)
 #   --linger S     after --count, keep reading S seconds more (anything
 #                  more is written too, so doubles show) (0.3)
+#   --idle S       once an envelope came, end when none comes for S
+#                  seconds (as after --count)
 #   --timeout S    give up after S seconds: print "timeout count=N" and
 #                  exit 1 (15)
 import argparse
@@ -192,8 +194,19 @@ def run_grpc(a):
             pass
     if a.ready:
         threading.Thread(target=ready, daemon=True).start()
+    last = [None]
+    ended = threading.Event()
+
+    def idle():
+        while not ended.wait(0.05):
+            if last[0] is not None and time.monotonic() - last[0] > a.idle:
+                call.cancel()
+                return
+    if a.idle:
+        threading.Thread(target=idle, daemon=True).start()
     try:
         for msg in call:
+            last[0] = time.monotonic()
             envs = field1(msg) if batched else [
                 msg if a.method == "receiver" else
                 (field1(msg) or [b""])[0]]
@@ -204,7 +217,8 @@ def run_grpc(a):
                 timer.start()
     except grpc.RpcError as e:
         code, details = e.code().name, e.details() or ""
-    if timer is None and code == "DEADLINE_EXCEEDED":
+    ended.set()
+    if code == "DEADLINE_EXCEEDED":
         say("timeout count=%d" % out.n)
         return 1
     say("%s %s count=%d" % (code, details, out.n))
@@ -229,6 +243,8 @@ async def ws_main(a):
     try:
         while True:
             wait = None if end is None else max(0.0, end - time.monotonic())
+            if a.idle and out.n > 0 and (wait is None or wait > a.idle):
+                wait = a.idle
             try:
                 msg = await asyncio.wait_for(ws.recv(), wait)
             except asyncio.TimeoutError:
@@ -287,6 +303,7 @@ def main():
         q.add_argument("--ready")
         q.add_argument("--count", type=int, default=0)
         q.add_argument("--linger", type=float, default=0.3)
+        q.add_argument("--idle", type=float, default=0)
         q.add_argument("--timeout", type=float, default=15)
     a = p.parse_args()
     open(a.out, "ab").close()
