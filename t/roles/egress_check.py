@@ -32,6 +32,8 @@
 #                           a JSON batch, hold exactly the envelopes of
 #                           WANT.jsonl (JSON lines, lgr-cat's), in order;
 #                           other events are heartbeats
+#   sse-count SSE           the envelopes in the complete data: events of
+#                           SSE (curl may be writing it)
 #   json FRAMES JSONL       JSONL (lgr-cat's JSON of FRAMES) equals the
 #                           canonical protobuf JSON python3-protobuf makes
 #                           of FRAMES (SPEC §7)
@@ -300,8 +302,9 @@ def want_v1(paths, app):
 # --- tag convergence (SPEC §3) -------------------------------------------------
 
 def go_float(x):
-    """x as Go's %v prints a float64: the shortest digits that read back
-    as x, in %e form when the exponent is below -4 or above 20."""
+    """x as Go's %v prints a float64 (strconv's 'g' format, shortest):
+    the shortest digits that read back as x, in %e form when the
+    exponent is below -4 or 6 and above (1234567 is 1.234567e+06)."""
     if math.isnan(x):
         return "NaN"
     if math.isinf(x):
@@ -312,7 +315,7 @@ def go_float(x):
     digits = "".join(map(str, t.digits))
     exp = len(digits) + t.exponent - 1
     sign = "-" if t.sign else ""
-    if exp < -4 or exp >= 21:
+    if exp < -4 or exp >= 6:
         mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
         return "%s%se%s%02d" % (sign, mant, "-" if exp < 0 else "+",
                                 abs(exp))
@@ -456,9 +459,11 @@ def mode_write_converged(args):
     return 0
 
 
-def mode_sse(args):
+def sse_batches(path):
+    """The envelopes (JSON) of the data: events of an SSE stream, checking
+    the stream's shape."""
     got = []
-    for name, data in sse_events(args[0]):
+    for name, data in sse_events(path):
         if name == "heartbeat":
             if not re.fullmatch(r"[0-9]+", data):
                 sys.exit("sse: heartbeat data %r" % data)
@@ -471,6 +476,16 @@ def mode_sse(args):
         if set(batch) != {"batch"} or not batch["batch"]:
             sys.exit("sse: not a non-empty batch: %s" % data[:200])
         got.extend(batch["batch"])
+    return got
+
+
+def mode_sse_count(args):
+    print(len(sse_batches(args[0])))
+    return 0
+
+
+def mode_sse(args):
+    got = sse_batches(args[0])
     with open(args[1], encoding="utf-8") as f:
         want = [json.loads(line) for line in f if line.strip()]
     if got == want:
@@ -513,6 +528,7 @@ def main():
     return {"v1": mode_v1, "v1count": mode_v1count, "v2": mode_v2, "split": mode_split,
             "converge": mode_converge,
             "write-converged": mode_write_converged, "sse": mode_sse,
+            "sse-count": mode_sse_count,
             "json": mode_json}[mode](args)
 
 
