@@ -1984,7 +1984,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		if (r->route == R_COOKIE &&
 		    buf_init(&r->body, 1024, HTTP_FORM_MAX) == -1)
 			return MHD_NO;
-		auth_start(r);
+		if (!r->h->stopping)
+			auth_start(r);
 		return MHD_YES;
 	}
 	if (*upload_size > 0) {
@@ -2162,6 +2163,7 @@ http_check_stopped(struct http *h)
 	/* libmicrohttpd must not be stopped with suspended connections. */
 	for (r = h->reqs; r != NULL; r = r->next)
 		req_resume(r);
+	sse_stop_all(&h->sse);
 	for (dm = h->dmns; dm != NULL; dm = dm->next)
 		if (dm->running)
 			return;	/* called back from inside MHD_run */
