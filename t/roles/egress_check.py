@@ -365,7 +365,34 @@ def sse_events(path):
 
 # --- modes ----------------------------------------------------------------------
 
+def gauge_of(m):
+    """For a v1 ValueMetric, the key of the v2 gauge it came from: the
+    envelope without its valueMetric; None for anything else."""
+    if not isinstance(m, ev.Envelope) or not m.HasField("valueMetric"):
+        return None
+    c = ev.Envelope()
+    c.CopyFrom(m)
+    c.ClearField("valueMetric")
+    return key(c)
+
+
+def normal(msgs):
+    """msgs with the ValueMetrics of each gauge sorted by name: a gauge's
+    entries come out in no set order (SPEC §3)."""
+    out, i = [], 0
+    while i < len(msgs):
+        g, j = gauge_of(msgs[i]), i + 1
+        if g is not None:
+            while j < len(msgs) and gauge_of(msgs[j]) == g:
+                j += 1
+        out.extend(sorted(msgs[i:j], key=lambda m: m.valueMetric.name)
+                   if g is not None else msgs[i:j])
+        i = j
+    return out
+
+
 def cmp_lists(got, want, what):
+    got, want = normal(got), normal(want)
     if [key(m) for m in got] == [key(m) for m in want]:
         return 0
     g = collections.Counter(key(m) for m in got)
@@ -406,7 +433,8 @@ def mode_v1(args):
         return cmp_lists(got, want, "v1 merged")
     for i, w in enumerate(lists):
         ks = set(map(key, w))
-        if [key(m) for m in got if key(m) in ks] != list(map(key, w)):
+        mine = normal([m for m in got if key(m) in ks])
+        if list(map(key, mine)) != list(map(key, normal(w))):
             sys.stderr.write("v1 merged: %s out of order\n" % paths[1 + i])
             return 1
     return 0
