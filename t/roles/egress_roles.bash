@@ -102,13 +102,20 @@ dop_kill() {
 
 # send ADDR FILE [LGR-ROUTE ARGS...]: the frames of FILE into the doppler
 # at ADDR as an agent sends them: v2 BatchSender over mTLS with metron's
-# certificate, server name doppler (lgr-route's default).
+# certificate, server name doppler (lgr-route's default). lgr-route's
+# sink is a diode that drops what outruns the connection; every frame
+# must have gone (its sink_stopped line says dropped=0).
 send() {
-	local addr=$1 file=$2
+	local addr=$1 file=$2 err l
 	shift 2
+	err=$(mktemp "$BATS_TEST_TMPDIR/send.XXXXXX")
 	run_ok lgr-route --to "grpcs://$addr" --tls-cert "$CERTS/metron.crt" \
 	    --tls-key "$CERTS/metron.key" --tls-ca "$CERTS/ca.crt" "$@" \
-	    <"$file" 2>>"$BATS_TEST_TMPDIR/send.err"
+	    <"$file" 2>"$err"
+	l=$(grep ' event=sink_stopped ' "$err") && [[ $l == *" dropped=0" ]] || {
+		lgr_diag "send to $addr lost envelopes: $(cat "$err")"
+		return 1
+	}
 }
 
 # --- subscribers ----------------------------------------------------------------
