@@ -82,6 +82,8 @@ static const struct opt_prog prog = {
 	    "  --pong-timeout S        websocket wait for a pong (30)\n"
 	    "  --heartbeat S           SSE heartbeat when idle (15)\n"
 	    "  --stream-timeout S      SSE stream length before \"closing\" (840)\n"
+	    "  --write-timeout S       a websocket write, an idle HTTP request, the\n"
+	    "                          drain at stop: each at most this long (6)\n"
 	    "\n"
 	    "Other:\n"
 	    "  --max-frame N           largest frame read from stdin (1048576)\n"
@@ -567,6 +569,7 @@ main(int argc, char **argv)
 		{ "upstream-cert", required_argument, NULL, 34 },
 		{ "upstream-key", required_argument, NULL, 35 },
 		{ "upstream-name", required_argument, NULL, 36 },
+		{ "write-timeout", required_argument, NULL, 37 },
 		OPT_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
@@ -660,6 +663,10 @@ main(int argc, char **argv)
 		case 34: up_cert = optarg; break;
 		case 35: up_key = optarg; break;
 		case 36: up_name = optarg; break;
+		case 37:
+			ho.write_timeout_ms = secs_ms(optarg, "--write-timeout",
+			    3600);
+			break;
 		default:
 			opt_usage_error("unknown option");
 		}
