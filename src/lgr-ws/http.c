@@ -34,6 +34,7 @@
 #include "buf.h"
 #include "conv.h"
 #include "http.h"
+#include "httpparse.h"
 #include "log.h"
 #include "sse.h"
 #include "wsconn.h"
@@ -41,7 +42,6 @@
 #define HTTP_MEMORY_LIMIT (32 * 1024)	/* per connection: request head */
 #define HTTP_BACKLOG 1024
 #define HTTP_FORM_MAX (64 * 1024)	/* /set-cookie body */
-#define HTTP_MAX_SELECTORS 1024		/* /v2/read */
 #define CACHE_TIMEOUT_MS 5000
 #define CACHE_BODY_MAX (16 * 1024 * 1024)
 #define CACHE_LIMIT_DEFAULT 1000
@@ -87,27 +87,6 @@ struct dmn {
 	char *cert, *key;	/* PEM, kept while the daemon lives */
 };
 
-enum route {
-	R_NOT_FOUND,
-	R_BAD,		/* an undecodable path */
-	R_STREAM,
-	R_FIREHOSE,
-	R_COOKIE,
-	R_RECENT,
-	R_METRICS,
-	R_READ,
-};
-
-struct qparam {
-	char *key, *val;
-};
-
-struct query {
-	struct qparam *p;
-	size_t n;
-	int err;	/* a pair was malformed (and dropped) */
-};
-
 struct cache_job;
 
 struct req {
@@ -117,11 +96,11 @@ struct req {
 	struct MHD_Connection *conn;
 	char *uri;		/* as the client sent it */
 	char *id;		/* app guid or subscription id, decoded */
-	enum route route;
+	enum hp_route route;
 	int started;
 	int suspended;
 	const char *method;
-	struct query q;
+	struct hp_query q;
 	struct buf body;	/* /set-cookie form */
 	int body_bad;
 	/* authorization */
@@ -142,169 +121,6 @@ struct req {
 
 /* --- small helpers -------------------------------------------------------- */
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decode n bytes of s as Go's url package does (plus is a space
- * in a query); NUL bytes are refused, a C string cannot hold them. A new
- * string, or NULL with errno EINVAL (bad escape) or ENOMEM. */
-static char *
-unescape(const char *s, size_t n, int plus)
-{
-	char *out = malloc(n + 1), *o = out;
-	size_t i;
-	int hi, lo;
-
-	if (out == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		if (s[i] == '%') {
-			if (n - i < 3 || (hi = hexval(s[i + 1])) < 0 ||
-			    (lo = hexval(s[i + 2])) < 0 || (hi == 0 && lo == 0))
-				goto bad;
-			*o++ = (char)(hi << 4 | lo);
-			i += 2;
-		} else if (s[i] == '+' && plus) {
-			*o++ = ' ';
-		} else if (s[i] == '\0') {
-			goto bad;
-		} else {
-			*o++ = s[i];
-		}
-	}
-	*o = '\0';
-	return out;
-bad:
-	free(out);
-	errno = EINVAL;
-	return NULL;
-}
-
-static void
-query_free(struct query *q)
-{
-	size_t i;
-
-	for (i = 0; i < q->n; i++) {
-		free(q->p[i].key);
-		free(q->p[i].val);
-	}
-	free(q->p);
-	q->p = NULL;
-	q->n = 0;
-}
-
-/* Add the pairs of s (len bytes) as Go's url.ParseQuery does: split on
- * '&'; a pair holding ';' is an error; an empty one is skipped; key and
- * value are unescaped, and a bad escape is an error. A pair in error is
- * dropped and q->err set. 0, or -1 with errno ENOMEM. */
-static int
-query_add(struct query *q, const char *s, size_t len)
-{
-	const char *end = s + len, *amp, *eq;
-	struct qparam *np;
-	size_t cap = q->n + 1, i;
-	char *k, *v;
-
-	for (i = 0; i < len; i++)
-		if (s[i] == '&')
-			cap++;
-	np = realloc(q->p, cap * sizeof(*np));
-	if (np == NULL)
-		return -1;
-	q->p = np;
-	while (s < end) {
-		amp = memchr(s, '&', (size_t)(end - s));
-		if (amp == NULL)
-			amp = end;
-		if (memchr(s, ';', (size_t)(amp - s)) != NULL) {
-			q->err = 1;
-		} else if (amp > s) {
-			eq = memchr(s, '=', (size_t)(amp - s));
-			k = unescape(s, (size_t)((eq ? eq : amp) - s), 1);
-			v = eq ? unescape(eq + 1, (size_t)(amp - eq - 1), 1) :
-			    strdup("");
-			if (k == NULL || v == NULL) {
-				if (errno == ENOMEM) {
-					free(k);
-					free(v);
-					return -1;
-				}
-				q->err = 1;
-				free(k);
-				free(v);
-			} else {
-				q->p[q->n].key = k;
-				q->p[q->n].val = v;
-				q->n++;
-			}
-		}
-		s = amp + 1;
-	}
-	return 0;
-}
-
-/* The first value of key, or NULL. */
-static const char *
-query_get(const struct query *q, const char *key)
-{
-	size_t i;
-
-	for (i = 0; i < q->n; i++)
-		if (strcmp(q->p[i].key, key) == 0)
-			return q->p[i].val;
-	return NULL;
-}
-
-static size_t
-query_count(const struct query *q, const char *key)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < q->n; i++)
-		if (strcmp(q->p[i].key, key) == 0)
-			n++;
-	return n;
-}
-
-/* The i-th value of key. */
-static const char *
-query_nth(const struct query *q, const char *key, size_t nth)
-{
-	size_t i;
-
-	for (i = 0; i < q->n; i++)
-		if (strcmp(q->p[i].key, key) == 0 && nth-- == 0)
-			return q->p[i].val;
-	return NULL;
-}
-
-/* Cloud Foundry's GUID form, as the traffic controller checks it. */
-static int
-is_guid(const char *s)
-{
-	static const int parts[] = { 8, 4, 4, 4, 12 };
-	size_t p, i;
-
-	for (p = 0; p < 5; p++) {
-		for (i = 0; i < (size_t)parts[p]; i++, s++)
-			if (hexval((unsigned char)*s) < 0)
-				return 0;
-		if (p < 4 && *s++ != '-')
-			return 0;
-	}
-	return *s == '\0';
-}
-
 static const char *
 header(struct req *r, const char *name)
 {
@@ -322,27 +138,13 @@ token_iter(void *cls, enum MHD_ValueKind kind, const char *key,
     const char *value)
 {
 	struct token_find *t = cls;
-	const char *p, *e;
-	size_t n = strlen(t->token);
 
 	(void)kind;
 	if (strcasecmp(key, t->name) != 0 || value == NULL)
 		return MHD_YES;
-	for (p = value; *p != '\0'; p = *e ? e + 1 : e) {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		e = strchr(p, ',');
-		if (e == NULL)
-			e = p + strlen(p);
-		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if ((size_t)(e - p) == n && strncasecmp(p, t->token, n) == 0) {
-			t->found = 1;
-			return MHD_NO;
-		}
-		e = strchr(p, ',');
-		if (e == NULL)
-			break;
+	if (hp_token_list_has(value, t->token)) {
+		t->found = 1;
+		return MHD_NO;
 	}
 	return MHD_YES;
 }
@@ -750,7 +552,7 @@ req_free(struct req *r)
 		h->reqs = r->next;
 	if (r->next != NULL)
 		r->next->prev = r->prev;
-	query_free(&r->q);
+	hp_query_free(&r->q);
 	buf_release(&r->body);
 	free(r->answer);
 	free(r->token);
@@ -791,50 +593,11 @@ req_resume(struct req *r)
 	dmn_kick(r->dm);
 }
 
-/* Split the path into a route and its id. */
+/* Split the path into a route and its id, and read the query. */
 static void
 route(struct req *r)
 {
-	const char *q = strchr(r->uri, '?');
-	size_t plen = q ? (size_t)(q - r->uri) : strlen(r->uri);
-	char *path = unescape(r->uri, plen, 0);
-	const char *rest, *slash;
-
-	r->route = R_NOT_FOUND;
-	if (path == NULL) {
-		r->route = R_BAD;
-		return;
-	}
-	if (q != NULL && query_add(&r->q, q + 1, strlen(q + 1)) == -1)
-		r->q.err = 1;
-	if (strcmp(path, "/set-cookie") == 0) {
-		r->route = R_COOKIE;
-	} else if (strcmp(path, "/v2/read") == 0) {
-		r->route = R_READ;
-	} else if (strncmp(path, "/firehose/", 10) == 0) {
-		rest = path + 10;
-		if (*rest != '\0' && strchr(rest, '/') == NULL) {
-			r->route = R_FIREHOSE;
-			r->id = strdup(rest);
-		}
-	} else if (strncmp(path, "/apps/", 6) == 0) {
-		rest = path + 6;
-		slash = strchr(rest, '/');
-		if (slash != NULL && slash > rest) {
-			if (strcmp(slash, "/stream") == 0)
-				r->route = R_STREAM;
-			else if (strcmp(slash, "/recentlogs") == 0)
-				r->route = R_RECENT;
-			else if (strcmp(slash, "/containermetrics") == 0)
-				r->route = R_METRICS;
-			if (r->route != R_NOT_FOUND)
-				r->id = strndup(rest, (size_t)(slash - rest));
-		}
-	}
-	if (r->route != R_NOT_FOUND && r->route != R_COOKIE &&
-	    r->route != R_READ && r->id == NULL)
-		r->route = R_NOT_FOUND;	/* out of memory: say so plainly */
-	free(path);
+	r->route = hp_route(r->uri, &r->q, &r->id);
 }
 
 /* --- authorization --------------------------------------------------------------- */
@@ -844,15 +607,9 @@ route(struct req *r)
 static char *
 tc_token(struct req *r)
 {
-	const char *v = header(r, "Authorization");
-
-	if (v != NULL && *v != '\0')
-		return strdup(v);
-	v = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND,
-	    "authorization");
-	if (v == NULL)
-		return NULL;
-	return unescape(v, strlen(v), 1);
+	return hp_tc_token(header(r, "Authorization"),
+	    MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND,
+	    "authorization"));
 }
 
 static void auth_next(struct req *r);
@@ -866,22 +623,23 @@ on_auth(void *arg, enum auth_result res, const char *why)
 	if (res != AUTH_OK && why != NULL)
 		log_info("event=auth_failed peer=%s path=\"%s\" result=%d "
 		    "reason=\"%s\"", r->peer, r->uri, (int)res, why);
-	if (r->route == R_READ && !r->admin && r->src == 0 && r->ar == AUTH_OK) {
+	if (r->route == ROUTE_READ && !r->admin && r->src == 0 &&
+	    r->ar == AUTH_OK) {
 		/* The admin check came back. */
 		if (res == AUTH_OK) {
 			r->admin = 1;
 		} else if (res == AUTH_UNAUTHORIZED ||
-		    query_count(&r->q, "source_id") == 0) {
+		    hp_query_count(&r->q, "source_id") == 0) {
 			r->ar = res;
 		} else {
 			r->src = 1;	/* each source id, one by one */
 			auth_next(r);
 			return;
 		}
-	} else if (r->route == R_READ && r->src > 0) {
+	} else if (r->route == ROUTE_READ && r->src > 0) {
 		if (res != AUTH_OK)
 			r->ar = res;
-		else if (r->src < query_count(&r->q, "source_id")) {
+		else if (r->src < hp_query_count(&r->q, "source_id")) {
 			r->src++;
 			auth_next(r);
 			return;
@@ -897,9 +655,9 @@ on_auth(void *arg, enum auth_result res, const char *why)
 static void
 auth_next(struct req *r)
 {
-	const char *sid = query_nth(&r->q, "source_id", r->src - 1);
+	const char *sid = hp_query_nth(&r->q, "source_id", r->src - 1);
 
-	if (sid == NULL || !is_guid(sid)) {
+	if (sid == NULL || !hp_guid_ok(sid)) {
 		r->ar = AUTH_FORBIDDEN;
 		r->checked = 1;
 		req_resume(r);
@@ -919,10 +677,10 @@ auth_start(struct req *r)
 	if (a == NULL)
 		return 0;
 	switch (r->route) {
-	case R_STREAM:
-	case R_RECENT:
-	case R_METRICS:
-		if (!is_guid(r->id))
+	case ROUTE_STREAM:
+	case ROUTE_RECENT:
+	case ROUTE_METRICS:
+		if (!hp_guid_ok(r->id))
 			return 0;	/* refused at once */
 		r->token = tc_token(r);
 		if (r->token == NULL || *r->token == '\0')
@@ -931,7 +689,7 @@ auth_start(struct req *r)
 		r->checking = 1;
 		auth_check_app(a, r->token, r->id, on_auth, r);
 		return 1;
-	case R_FIREHOSE:
+	case ROUTE_FIREHOSE:
 		r->token = tc_token(r);
 		if (r->token == NULL || *r->token == '\0')
 			return 0;
@@ -939,7 +697,7 @@ auth_start(struct req *r)
 		r->checking = 1;
 		auth_check_admin(a, r->token, on_auth, r);
 		return 1;
-	case R_READ:
+	case ROUTE_READ:
 		/* The gateway reads the Authorization header only. */
 		if (header(r, "Authorization") == NULL ||
 		    *header(r, "Authorization") == '\0')
@@ -962,7 +720,7 @@ deny_app(struct req *r)
 {
 	static const struct hdr basic[] = { { "WWW-Authenticate", "Basic" } };
 
-	if (!is_guid(r->id)) {
+	if (!hp_guid_ok(r->id)) {
 		reject(r, 401, "not a guid");
 		return reply(r, 401, NULL, NULL, 0);
 	}
@@ -1007,15 +765,15 @@ authorized(struct req *r, enum MHD_Result *ret)
 	if (r->checked && r->ar == AUTH_OK)
 		return 1;
 	switch (r->route) {
-	case R_STREAM:
-	case R_RECENT:
-	case R_METRICS:
+	case ROUTE_STREAM:
+	case ROUTE_RECENT:
+	case ROUTE_METRICS:
 		*ret = deny_app(r);
 		return 0;
-	case R_FIREHOSE:
+	case ROUTE_FIREHOSE:
 		*ret = deny_admin(r);
 		return 0;
-	case R_READ:
+	case ROUTE_READ:
 		reject(r, 404, "not authorized");
 		*ret = reply_json_error(r, 404, "not_found",
 		    "resource not found");
@@ -1027,133 +785,13 @@ authorized(struct req *r, enum MHD_Result *ret)
 
 /* --- /set-cookie -------------------------------------------------------------------- */
 
-static int
-is_token_char(unsigned char c)
-{
-	return c > 0x20 && c < 0x7f && strchr("\"(),/:;<=>?@[\\]{}", c) ==
-	    NULL;
-}
-
-/* Go's isCookieDomainName, so a bad domain is dropped as Go drops it. */
-static int
-cookie_domain_ok(const char *s)
-{
-	size_t n = strlen(s), i, part = 0;
-	int letter = 0;
-	char last = '.', c;
-
-	if (n == 0 || n > 255)
-		return 0;
-	if (*s == '.')
-		s++;
-	for (i = 0; s[i] != '\0'; i++) {
-		c = s[i];
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    c == '_') {
-			letter = 1;
-			part++;
-		} else if (c >= '0' && c <= '9') {
-			part++;
-		} else if (c == '-') {
-			if (last == '.')
-				return 0;
-			part++;
-		} else if (c == '.') {
-			if (last == '.' || last == '-' || part > 63 || part == 0)
-				return 0;
-			part = 0;
-		} else {
-			return 0;
-		}
-		last = c;
-	}
-	return last != '-' && part <= 63 && letter;
-}
-
-/* Set-Cookie as Go's http.Cookie writes it; NULL when Go writes none. */
-static char *
-cookie_line(const char *name, const char *value, const char *domain)
-{
-	struct buf b;
-	const unsigned char *p;
-	size_t mark;
-	int quote;
-
-	if (*name == '\0')
-		return NULL;
-	for (p = (const unsigned char *)name; *p != '\0'; p++)
-		if (!is_token_char(*p))
-			return NULL;
-	if (buf_init(&b, 256, 64 * 1024) == -1)
-		return NULL;
-	buf_puts(&b, name);
-	buf_putc(&b, '=');
-	mark = b.len;
-	quote = 0;
-	for (p = (const unsigned char *)value; *p != '\0'; p++) {
-		/* Bytes a cookie value may not hold are dropped. */
-		if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == ';' ||
-		    *p == '\\')
-			continue;
-		if (*p == ' ' || *p == ',')
-			quote = 1;
-		buf_putc(&b, (char)*p);
-	}
-	if (quote && b.len > mark) {
-		buf_putc(&b, '"');
-		memmove(b.data + mark + 1, b.data + mark, b.len - mark - 1);
-		b.data[mark] = '"';
-		buf_putc(&b, '"');
-	}
-	if (domain != NULL && *domain != '\0') {
-		if (cookie_domain_ok(domain))
-			buf_printf(&b, "; Domain=%s", domain + (*domain == '.'));
-		else
-			log_warn("event=bad_cookie_domain domain=\"%s\"", domain);
-	}
-	buf_puts(&b, "; HttpOnly; Secure");
-	if (buf_putc(&b, '\0') == -1) {
-		buf_release(&b);
-		return NULL;
-	}
-	return b.data;
-}
-
-/* mime.ParseMediaType, enough to tell a form from anything else: -1 for
- * a malformed type, 1 for application/x-www-form-urlencoded, else 0. */
-static int
-form_type(const char *ct)
-{
-	const char *p = ct, *slash = NULL, *end;
-	size_t n;
-
-	while (*p == ' ')
-		p++;
-	end = strchr(p, ';');
-	if (end == NULL)
-		end = p + strlen(p);
-	while (end > p && end[-1] == ' ')
-		end--;
-	for (ct = p; p < end; p++) {
-		if (*p == '/' && slash == NULL)
-			slash = p;
-		else if (!is_token_char((unsigned char)*p))
-			return -1;
-	}
-	if (slash == NULL || slash == ct || slash + 1 == end)
-		return -1;
-	n = (size_t)(end - ct);
-	return n == 33 && strncasecmp(ct, "application/x-www-form-urlencoded",
-	    n) == 0;
-}
-
 static enum MHD_Result
 set_cookie(struct req *r)
 {
 	const char *origin = header(r, "Origin");
 	const char *ct = header(r, "Content-Type");
 	const char *name, *value;
-	struct query post = { NULL, 0, 0 };
+	struct hp_query post = { NULL, 0, 0 };
 	struct hdr h[4] = {
 		{ "Access-Control-Allow-Origin", origin },
 		{ "Access-Control-Allow-Credentials", "true" },
@@ -1161,36 +799,39 @@ set_cookie(struct req *r)
 		{ "Set-Cookie", NULL },
 	};
 	enum MHD_Result ret;
-	int bad = r->q.err || r->body_bad, ft;
+	int bad = r->q.err || r->body_bad, ft, dropped;
 	char *line;
 
 	/* Go's ParseForm: a POST, PUT or PATCH body counts when it is a
 	 * form, and comes before the query. */
 	if (strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
 	    strcmp(r->method, "PATCH") == 0) {
-		ft = form_type(ct != NULL ? ct : "application/octet-stream");
+		ft = hp_form_type(ct != NULL ? ct : "application/octet-stream");
 		if (ft == -1)
 			bad = 1;
-		else if (ft == 1 && (query_add(&post, r->body.data ?
+		else if (ft == 1 && (hp_query_add(&post, r->body.data ?
 		    r->body.data : "", r->body.len) == -1 || post.err))
 			bad = 1;
 	}
 	if (bad) {
-		query_free(&post);
+		hp_query_free(&post);
 		return reply(r, 400, NULL, h, 3);
 	}
-	name = query_get(&post, "CookieName");
+	name = hp_query_get(&post, "CookieName");
 	if (name == NULL)
-		name = query_get(&r->q, "CookieName");
-	value = query_get(&post, "CookieValue");
+		name = hp_query_get(&r->q, "CookieName");
+	value = hp_query_get(&post, "CookieValue");
 	if (value == NULL)
-		value = query_get(&r->q, "CookieValue");
-	line = cookie_line(name ? name : "", value ? value : "",
-	    r->h->o.cookie_domain);
+		value = hp_query_get(&r->q, "CookieValue");
+	line = hp_cookie_line(name ? name : "", value ? value : "",
+	    r->h->o.cookie_domain, &dropped);
+	if (dropped)
+		log_warn("event=bad_cookie_domain domain=\"%s\"",
+		    r->h->o.cookie_domain);
 	h[3].v = line;
 	ret = reply(r, 200, NULL, h, 4);
 	free(line);
-	query_free(&post);
+	hp_query_free(&post);
 	return ret;
 }
 
@@ -1244,12 +885,13 @@ ws_handshake(struct req *r)
 
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, xff_iter, &xff);
 	r->ws = wsconn_new(&r->h->wcfg, &r->h->ws, r->dm,
-	    r->route == R_FIREHOSE, r->peer, xff.len ? xff.buf : NULL, r->uri);
+	    r->route == ROUTE_FIREHOSE, r->peer, xff.len ? xff.buf : NULL,
+	    r->uri);
 	if (r->ws == NULL)
 		return reply(r, 503, NULL, NULL, 0);
 	s = wsconn_sub(r->ws);
-	if (r->route == R_FIREHOSE) {
-		const char *ft = query_get(&r->q, "filter-type");
+	if (r->route == ROUTE_FIREHOSE) {
+		const char *ft = hp_query_get(&r->q, "filter-type");
 
 		s->f.shard_id = strdup(r->id);
 		s->f.app_id = NULL;
@@ -1286,115 +928,15 @@ unavailable:
 
 /* --- /v2/read ------------------------------------------------------------------------------ */
 
-static int
-add_selector(struct sub_filter *f, size_t *cap, const char *sid,
-    unsigned kind, const char *counter, const char *gauges)
-{
-	struct selector *s, *ns;
-	const char *p, *c;
-	size_t n, i;
-
-	if (f->nsel == HTTP_MAX_SELECTORS)
-		return -1;
-	if (f->nsel == *cap) {
-		*cap = *cap ? *cap * 2 : 8;
-		ns = realloc(f->sel, *cap * sizeof(*ns));
-		if (ns == NULL)
-			return -1;
-		f->sel = ns;
-	}
-	s = &f->sel[f->nsel];
-	memset(s, 0, sizeof(*s));
-	f->nsel++;
-	s->kind = kind;
-	if (*sid != '\0' && (s->source_id = strdup(sid)) == NULL)
-		return -1;
-	if (counter != NULL && *counter != '\0' &&
-	    (s->counter_name = strdup(counter)) == NULL)
-		return -1;
-	if (gauges != NULL) {
-		for (n = 1, p = gauges; (p = strchr(p, ',')) != NULL; p++)
-			n++;
-		s->gauge_names = calloc(n, sizeof(char *));
-		if (s->gauge_names == NULL)
-			return -1;
-		for (i = 0, p = gauges; i < n; i++, p = c + 1) {
-			c = strchr(p, ',');
-			if (c == NULL)
-				c = p + strlen(p);
-			s->gauge_names[i] = strndup(p, (size_t)(c - p));
-			if (s->gauge_names[i] == NULL)
-				return -1;
-			s->ngauge_names++;
-		}
-	}
-	return 0;
-}
-
-static int
-has_key(const struct query *q, const char *k)
-{
-	return query_get(q, k) != NULL;
-}
-
-/* The gateway's selectors from the query (selector_builder). 0, or -1
- * with too many or no memory. */
-static int
-read_selectors(const struct query *q, struct sub_filter *f)
-{
-	size_t nsrc = query_count(q, "source_id"), ns, i, j, cap = 0;
-	size_t ncn = query_count(q, "counter.name");
-	size_t ngn = query_count(q, "gauge.name");
-	const char *sid;
-
-	ns = nsrc ? nsrc : 1;
-	for (i = 0; i < ns; i++) {
-		sid = nsrc ? query_nth(q, "source_id", i) : "";
-		if (has_key(q, "log") && add_selector(f, &cap, sid, SEL_LOG,
-		    NULL, NULL) == -1)
-			return -1;
-		if (has_key(q, "counter") || ncn > 0) {
-			if (ncn == 0 && add_selector(f, &cap, sid, SEL_COUNTER,
-			    NULL, NULL) == -1)
-				return -1;
-			for (j = 0; j < ncn; j++)
-				if (add_selector(f, &cap, sid, SEL_COUNTER,
-				    query_nth(q, "counter.name", j), NULL) == -1)
-					return -1;
-		}
-		if (has_key(q, "gauge") || ngn > 0) {
-			if (ngn == 0 && add_selector(f, &cap, sid, SEL_GAUGE,
-			    NULL, NULL) == -1)
-				return -1;
-			for (j = 0; j < ngn; j++)
-				if (add_selector(f, &cap, sid, SEL_GAUGE, NULL,
-				    query_nth(q, "gauge.name", j)) == -1)
-					return -1;
-		}
-		if (has_key(q, "timer") && add_selector(f, &cap, sid, SEL_TIMER,
-		    NULL, NULL) == -1)
-			return -1;
-		if (has_key(q, "event") && add_selector(f, &cap, sid, SEL_EVENT,
-		    NULL, NULL) == -1)
-			return -1;
-	}
-	return 0;
-}
-
 static enum MHD_Result
 v2_read(struct req *r)
 {
-	static const char *const types[] = {
-		"log", "counter", "gauge", "timer", "event", "counter.name",
-		"gauge.name",
-	};
 	struct MHD_Response *resp;
 	const char *why, *shard;
 	struct sse *s;
 	struct sub *sub;
 	enum MHD_Result ret;
-	size_t i;
-	int typed = 0;
+	size_t nsel;
 
 	if (strcmp(r->method, "GET") != 0)
 		return reply_json_error(r, 405, "method_not_allowed",
@@ -1402,9 +944,7 @@ v2_read(struct req *r)
 	if (r->q.n == 0)
 		return reply_json_error(r, 400, "empty_query",
 		    "query cannot be empty");
-	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-		typed |= has_key(&r->q, types[i]);
-	if (!typed)
+	if (!hp_read_typed(&r->q))
 		return reply_json_error(r, 400, "missing_envelope_type",
 		    "query must provide at least one envelope type");
 	s = sse_new(&r->h->scfg, &r->h->sse, r->dm, r->peer, r->uri);
@@ -1412,14 +952,14 @@ v2_read(struct req *r)
 		return reply(r, 503, NULL, NULL, 0);
 	sub = sse_sub(s);
 	sub->f.preferred_tags = 1;	/* the gateway always asks for it */
-	shard = query_get(&r->q, "shard_id");
+	shard = hp_query_get(&r->q, "shard_id");
 	if (shard != NULL && *shard != '\0' &&
 	    (sub->f.shard_id = strdup(shard)) == NULL)
 		goto unavailable;
-	if (read_selectors(&r->q, &sub->f) == -1) {
-		i = sub->f.nsel;
+	if (hp_read_selectors(&r->q, &sub->f) == -1) {
+		nsel = sub->f.nsel;
 		sse_free(s);
-		if (i >= HTTP_MAX_SELECTORS)
+		if (nsel >= HP_MAX_SELECTORS)
 			return reply_json_error(r, 400, "too_many_selectors",
 			    "query asks for too many selectors");
 		return reply(r, 503, NULL, NULL, 0);
@@ -1479,99 +1019,16 @@ static size_t
 cache_header(char *p, size_t size, size_t n, void *arg)
 {
 	struct cache_fetch *f = arg;
-	size_t len = size * n, i;
+	size_t len = size * n;
 
-	if (len > 13 && strncasecmp(p, "Content-Type:", 13) == 0) {
-		for (i = 13; i < len && (p[i] == ' ' || p[i] == '\t'); i++)
-			;
-		snprintf(f->ctype, sizeof(f->ctype), "%.*s", (int)(len - i),
-		    p + i);
-		f->ctype[strcspn(f->ctype, "\r\n")] = '\0';
-	}
+	hp_header_ctype(p, len, f->ctype, sizeof(f->ctype));
 	return len;
-}
-
-/* One part of a multipart body. */
-struct part {
-	const unsigned char *p;
-	size_t len;
-	int64_t ts;
-	int32_t instance;
-	int ok;
-};
-
-static const char *
-memmem_str(const char *h, size_t hl, const char *n)
-{
-	return memmem(h, hl, n, strlen(n));
-}
-
-/* The boundary parameter of a multipart Content-Type, or NULL. */
-static int
-ctype_boundary(const char *ct, char *out, size_t len)
-{
-	const char *b = strcasestr(ct, "boundary=");
-	size_t n;
-
-	if (b == NULL)
-		return -1;
-	b += 9;
-	if (*b == '"')
-		b++;
-	n = strcspn(b, "\"; \t");
-	if (n == 0 || n >= len || n > 70)
-		return -1;
-	memcpy(out, b, n);
-	out[n] = '\0';
-	return 0;
-}
-
-/* Split a multipart body into its parts (header-less or not). Adds to
- * *parts; -1 when the body is not multipart with that boundary. */
-static int
-split_parts(const char *body, size_t len, const char *boundary,
-    struct part **parts, size_t *n, size_t *cap)
-{
-	char open[80], mid[84];
-	const char *p, *end = body + len, *hdr_end, *next;
-	struct part *np;
-
-	snprintf(open, sizeof(open), "--%.70s", boundary);
-	snprintf(mid, sizeof(mid), "\r\n--%.70s", boundary);
-	p = memmem_str(body, len, open);
-	if (p == NULL)
-		return -1;
-	for (;;) {
-		/* p is at a delimiter */
-		p += strlen(open);
-		if (end - p >= 2 && p[0] == '-' && p[1] == '-')
-			return 0;	/* the closing delimiter */
-		/* The delimiter line, then headers up to an empty line. */
-		hdr_end = memmem_str(p, (size_t)(end - p), "\r\n\r\n");
-		if (hdr_end == NULL)
-			return -1;
-		p = hdr_end + 4;
-		next = memmem_str(p, (size_t)(end - p), mid);
-		if (next == NULL)
-			return -1;
-		if (*n == *cap) {
-			*cap = *cap ? *cap * 2 : 64;
-			np = realloc(*parts, *cap * sizeof(*np));
-			if (np == NULL)
-				return -1;
-			*parts = np;
-		}
-		(*parts)[*n].p = (const unsigned char *)p;
-		(*parts)[*n].len = (size_t)(next - p);
-		(*n)++;
-		p = next + 2;
-	}
 }
 
 static int
 part_newest_first(const void *a, const void *b)
 {
-	const struct part *x = a, *y = b;
+	const struct hp_part *x = a, *y = b;
 
 	if (x->ts != y->ts)
 		return x->ts > y->ts ? -1 : 1;
@@ -1581,7 +1038,7 @@ part_newest_first(const void *a, const void *b)
 static int
 part_by_instance(const void *a, const void *b)
 {
-	const struct part *x = a, *y = b;
+	const struct hp_part *x = a, *y = b;
 
 	if (x->instance != y->instance)
 		return x->instance < y->instance ? -1 : 1;
@@ -1590,35 +1047,27 @@ part_by_instance(const void *a, const void *b)
 	return x->p < y->p ? -1 : x->p > y->p;
 }
 
-/* Go's multipart.Writer framing of the parts. */
+/* Go's multipart.Writer framing of the parts, into j->out. */
 static int
-multipart(struct cache_job *j, struct part *parts, size_t n)
+multipart(struct cache_job *j, struct hp_part *parts, size_t n)
 {
 	struct buf b;
-	size_t i;
 
 	if (buf_init(&b, 4096, (size_t)CACHE_BODY_MAX * 2) == -1)
 		return -1;
-	for (i = 0; i < n; i++) {
-		if (buf_printf(&b, "%s--%s\r\n\r\n", i ? "\r\n" : "",
-		    j->boundary) == -1 ||
-		    buf_append(&b, parts[i].p, parts[i].len) == -1)
-			goto fail;
+	if (hp_mp_write(&b, j->boundary, parts, n) == -1) {
+		buf_release(&b);
+		return -1;
 	}
-	if (buf_printf(&b, "\r\n--%s--\r\n", j->boundary) == -1)
-		goto fail;
 	j->out = b.data;
 	j->out_len = b.len;
 	return 0;
-fail:
-	buf_release(&b);
-	return -1;
 }
 
 static void
 cache_merge(struct cache_job *j)
 {
-	struct part *parts = NULL;
+	struct hp_part *parts = NULL;
 	size_t n = 0, cap = 0, i, k;
 	struct arena a;
 	Events__Envelope *e;
@@ -1635,8 +1084,8 @@ cache_merge(struct cache_job *j)
 			    f->url, f->failed ? f->err : "not 200");
 			continue;
 		}
-		if (ctype_boundary(f->ctype, boundary, sizeof(boundary)) == -1 ||
-		    split_parts(f->body.data ? f->body.data : "", f->body.len,
+		if (hp_mp_boundary(f->ctype, boundary, sizeof(boundary)) == -1 ||
+		    hp_mp_split(f->body.data ? f->body.data : "", f->body.len,
 		    boundary, &parts, &n, &cap) == -1) {
 			snprintf(j->why, sizeof(j->why), "%.120s: not a "
 			    "multipart answer", f->url);
@@ -1835,11 +1284,9 @@ static int
 cache_start(struct req *r)
 {
 	const struct http_opts *o = &r->h->o;
-	const char *q = strchr(r->uri, '?'), *lim;
+	const char *q = strchr(r->uri, '?');
 	struct cache_job *j;
 	size_t i;
-	long limit;
-	char *end;
 
 	j = calloc(1, sizeof(*j));
 	if (j == NULL)
@@ -1850,16 +1297,8 @@ cache_start(struct req *r)
 		return -1;
 	}
 	j->n = o->ncaches;
-	j->metrics = r->route == R_METRICS;
-	lim = query_get(&r->q, "limit");
-	limit = CACHE_LIMIT_DEFAULT;
-	if (lim != NULL) {
-		errno = 0;
-		limit = strtol(lim, &end, 10);
-		if (errno != 0 || end == lim || *end != '\0' || limit < 0)
-			limit = CACHE_LIMIT_DEFAULT;
-	}
-	j->limit = limit;
+	j->metrics = r->route == ROUTE_METRICS;
+	j->limit = hp_limit(hp_query_get(&r->q, "limit"), CACHE_LIMIT_DEFAULT);
 	memcpy(j->boundary, r->boundary, sizeof(j->boundary));
 	for (i = 0; i < j->n; i++) {
 		struct cache_fetch *f = &j->f[i];
@@ -1929,11 +1368,11 @@ respond(struct req *r)
 	if (r->h->stopping)
 		return reply(r, 503, NULL, NULL, 0);
 	switch (r->route) {
-	case R_BAD:
+	case ROUTE_BAD:
 		return reply_error(r, 400, "400 Bad Request");
-	case R_NOT_FOUND:
+	case ROUTE_NOT_FOUND:
 		return reply_error(r, 404, "404 page not found");
-	case R_COOKIE:
+	case ROUTE_COOKIE:
 		return set_cookie(r);
 	default:
 		break;
@@ -1941,13 +1380,13 @@ respond(struct req *r)
 	if (!authorized(r, &ret))
 		return ret;
 	switch (r->route) {
-	case R_STREAM:
-	case R_FIREHOSE:
+	case ROUTE_STREAM:
+	case ROUTE_FIREHOSE:
 		return ws_handshake(r);
-	case R_READ:
+	case ROUTE_READ:
 		return v2_read(r);
-	case R_RECENT:
-	case R_METRICS:
+	case ROUTE_RECENT:
+	case ROUTE_METRICS:
 		if (r->answer != NULL || r->cache_failed ||
 		    r->h->o.ncaches == 0)
 			return cache_answer(r);
@@ -1979,9 +1418,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		peer_name(c, r->peer, sizeof(r->peer));
 		new_boundary(r->boundary);
 		route(r);
-		if (r->route == R_NOT_FOUND || r->route == R_BAD)
+		if (r->route == ROUTE_NOT_FOUND || r->route == ROUTE_BAD)
 			return respond(r);
-		if (r->route == R_COOKIE &&
+		if (r->route == ROUTE_COOKIE &&
 		    buf_init(&r->body, 1024, HTTP_FORM_MAX) == -1)
 			return MHD_NO;
 		if (!r->h->stopping)
@@ -1989,7 +1428,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_YES;
 	}
 	if (*upload_size > 0) {
-		if (r->route == R_COOKIE && !r->body_bad &&
+		if (r->route == ROUTE_COOKIE && !r->body_bad &&
 		    buf_append(&r->body, upload, *upload_size) == -1)
 			r->body_bad = 1;	/* past HTTP_FORM_MAX */
 		*upload_size = 0;
