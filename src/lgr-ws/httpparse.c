@@ -2,6 +2,7 @@
  * read what clients and --cache servers send, so each is bounded by its
  * input and refuses what it cannot represent; t/fuzz/fuzz_v2query.c,
  * fuzz_route.c and fuzz_multipart.c check them. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,17 +287,22 @@ int
 hp_cookie_domain_ok(const char *s)
 {
 	size_t n = strlen(s), i, part = 0;
+	struct in_addr a;
 	int letter = 0;
 	char last = '.', c;
 
 	if (n == 0 || n > 255)
 		return 0;
+	/* net.ParseIP's IPv4 form (glibc's inet_pton refuses leading
+	 * zeros, as Go does since 1.17). */
+	if (inet_pton(AF_INET, s, &a) == 1)
+		return 1;
 	if (*s == '.')
 		s++;
 	for (i = 0; s[i] != '\0'; i++) {
 		c = s[i];
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    c == '_') {
+		/* No '_', unlike a host name in package net. */
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
 			letter = 1;
 			part++;
 		} else if (c >= '0' && c <= '9') {
@@ -333,7 +339,10 @@ hp_cookie_line(const char *name, const char *value, const char *domain,
 	for (p = (const unsigned char *)name; *p != '\0'; p++)
 		if (!is_token_char(*p))
 			return NULL;
-	if (buf_init(&b, 256, 64 * 1024) == -1)
+	/* Room for everything: a fixed ceiling could cut the attributes
+	 * off a long value and still give a line. */
+	if (buf_init(&b, 256, strlen(name) + strlen(value) + (domain ?
+	    strlen(domain) : 0) + 64) == -1)
 		return NULL;
 	buf_puts(&b, name);
 	buf_putc(&b, '=');
@@ -361,8 +370,8 @@ hp_cookie_line(const char *name, const char *value, const char *domain,
 		else
 			*domain_dropped = 1;
 	}
-	buf_puts(&b, "; HttpOnly; Secure");
-	if (buf_putc(&b, '\0') == -1) {
+	if (buf_puts(&b, "; HttpOnly; Secure") == -1 ||
+	    buf_putc(&b, '\0') == -1) {
 		buf_release(&b);
 		return NULL;
 	}
@@ -536,8 +545,9 @@ memmem_str(const char *h, size_t hl, const char *n)
 	return memmem(h, hl, n, strlen(n));
 }
 
-int
-hp_mp_split(const char *body, size_t len, const char *boundary,
+/* hp_mp_split's work; on -1, *n may count parts split before. */
+static int
+mp_split(const char *body, size_t len, const char *boundary,
     struct hp_part **parts, size_t *n, size_t *cap)
 {
 	char open[80], mid[84];
@@ -563,11 +573,13 @@ hp_mp_split(const char *body, size_t len, const char *boundary,
 		if (next == NULL)
 			return -1;
 		if (*n == *cap) {
-			*cap = *cap ? *cap * 2 : 64;
-			np = realloc(*parts, *cap * sizeof(*np));
+			size_t ncap = *cap ? *cap * 2 : 64;
+
+			np = realloc(*parts, ncap * sizeof(*np));
 			if (np == NULL)
 				return -1;
 			*parts = np;
+			*cap = ncap;
 		}
 		memset(&(*parts)[*n], 0, sizeof(**parts));
 		(*parts)[*n].p = (const unsigned char *)p;
@@ -575,6 +587,21 @@ hp_mp_split(const char *body, size_t len, const char *boundary,
 		(*n)++;
 		p = next + 2;
 	}
+}
+
+int
+hp_mp_split(const char *body, size_t len, const char *boundary,
+    struct hp_part **parts, size_t *n, size_t *cap)
+{
+	size_t had = *n;
+
+	/* A body cut short or not multipart is not an answer: none of its
+	 * parts may join the merge. */
+	if (mp_split(body, len, boundary, parts, n, cap) == -1) {
+		*n = had;
+		return -1;
+	}
+	return 0;
 }
 
 int

@@ -95,7 +95,9 @@ char *hp_tc_token(const char *authorization, const char *cookie);
  * else 0. */
 int hp_form_type(const char *ct);
 
-/* Go's isCookieDomainName: 1 if domain may be a cookie's Domain. */
+/* Go's validCookieDomain: 1 if domain may be a cookie's Domain, a name
+ * as isCookieDomainName has it (letters, digits, '-', parts of 1 to 63
+ * bytes, one leading '.' allowed) or an IPv4 address. */
 int hp_cookie_domain_ok(const char *domain);
 
 /* The Set-Cookie value Go's http.Cookie writes for name=value with
@@ -159,8 +161,8 @@ int hp_mp_boundary(const char *ct, char *out, size_t outlen);
  * ends before the next "\r\n--boundary", and the body ends at
  * "--boundary--" (anything after it is ignored). The parts are appended
  * to *parts (grown as needed, *cap its room). 0, or -1 when the body is
- * not multipart with that boundary or on ENOMEM; the parts split before
- * the failure are counted in *n. */
+ * not multipart with that boundary or on ENOMEM; then *n is as it was:
+ * none of a bad body's parts are taken. */
 int hp_mp_split(const char *body, size_t len, const char *boundary,
     struct hp_part **parts, size_t *n, size_t *cap);
 
