@@ -20,7 +20,7 @@ eval "lgr_roles_teardown() $(declare -f teardown | tail -n +2)"
 teardown() {
 	local pid pids=("${EGRESS_PIDS[@]}")
 	for pid in "${ROLE_PGIDS[@]}"; do
-		pids+=($(egress_tree "$pid"))
+		mapfile -t -O "${#pids[@]}" pids < <(egress_tree "$pid")
 	done
 	lgr_roles_teardown
 	for pid in "${pids[@]}"; do
@@ -47,7 +47,7 @@ egress_tree() {
 
 # remember_tree PID: add PID's descendants to what teardown stops.
 remember_tree() {
-	EGRESS_PIDS+=($(egress_tree "$1"))
+	mapfile -t -O "${#EGRESS_PIDS[@]}" EGRESS_PIDS < <(egress_tree "$1")
 }
 
 check() {
@@ -92,7 +92,8 @@ dop_start() {
 # VM that dies. Waits until they are all gone (10 s at most).
 dop_kill() {
 	local pid pids
-	pids=("${DOP_PID[$1]}" $(egress_tree "${DOP_PID[$1]}"))
+	pids=("${DOP_PID[$1]}")
+	mapfile -t -O 1 pids < <(egress_tree "${DOP_PID[$1]}")
 	kill -KILL "${pids[@]}" 2>/dev/null || true
 	wait "${DOP_PID[$1]}" 2>/dev/null || true
 	for pid in "${pids[@]}"; do
@@ -112,10 +113,11 @@ send() {
 	run_ok lgr-route --to "grpcs://$addr" --tls-cert "$CERTS/metron.crt" \
 	    --tls-key "$CERTS/metron.key" --tls-ca "$CERTS/ca.crt" "$@" \
 	    <"$file" 2>"$err"
-	l=$(grep ' event=sink_stopped ' "$err") && [[ $l == *" dropped=0" ]] || {
+	l=$(grep ' event=sink_stopped ' "$err") || l=
+	if [[ $l != *" dropped=0" ]]; then
 		lgr_diag "send to $addr lost envelopes: $(cat "$err")"
 		return 1
-	}
+	fi
 }
 
 # --- subscribers ----------------------------------------------------------------
