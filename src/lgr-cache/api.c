@@ -33,7 +33,9 @@
 
 #define BACKLOG 1024
 #define PEM_MAX (1024 * 1024)
-#define CONN_MEMORY (32 * 1024)
+/* libmicrohttpd clears a connection's pool for every request: small,
+ * but room for a request head with a CQ_URI_MAX target. */
+#define CONN_MEMORY (16 * 1024)
 /* The traffic controller (lgr-ws) reads at most 16 MiB from a cache. */
 #define RECENT_BODY_MAX (16 * 1024 * 1024)
 /* A retired server's connections get this long to end after a reload. */
@@ -229,7 +231,7 @@ answer_multipart(struct api *a, struct MHD_Connection *c, const struct cq *q)
 	int rc;
 
 	new_boundary(boundary);
-	if (buf_init(&b, 16 * 1024, max) == -1)
+	if (buf_init(&b, 1024, max) == -1)
 		return send_error(a, c, 500, "out of memory");
 	if (q->route == CQ_RECENT)
 		rc = store_recent_logs(a->store, q->id, q->idlen, q->limit,

@@ -721,11 +721,20 @@ v1_get(struct store *s, struct arena *a, struct rec *r, struct v1 **tmp)
 	return v;
 }
 
+/* Append n bytes at p to out, whose room was reserved. */
+static void
+put_raw(struct buf *out, const void *p, size_t n)
+{
+	memcpy(out->data + out->len, p, n);
+	out->len += n;
+}
+
 int
 store_recent_logs(struct store *s, const char *id, size_t idlen,
     int64_t limit, const char *boundary, size_t body_max, struct buf *out)
 {
-	size_t frame = 8 + strlen(boundary), n, i, first, total = 0;
+	size_t blen = strlen(boundary), frame = 8 + blen, n, i, first;
+	size_t total = frame;	/* the closing delimiter */
 	struct scratch *sc;
 	struct v1 *v, *tmp;
 	struct src *x;
@@ -743,8 +752,8 @@ store_recent_logs(struct store *s, const char *id, size_t idlen,
 		for (r = x->logs.head; r != NULL; r = r->next)
 			sc->recs[n++] = r;
 	}
-	/* Newest first, to pick the newest limit; an entry left NULL has no
-	 * LogMessage form. */
+	/* Newest first, to pick the newest limit and to size the body; an
+	 * entry left NULL has no LogMessage form. */
 	first = n;
 	for (i = n; i > 0 && (limit < 0 || parts < limit); i--) {
 		r = sc->recs[i - 1];
@@ -761,17 +770,31 @@ store_recent_logs(struct store *s, const char *id, size_t idlen,
 		parts++;
 		first = i - 1;
 	}
+	if (buf_reserve(out, total) == -1)
+		goto out;
+	/* Go's multipart.Writer framing (mp_part, mp_close), written
+	 * straight into the room reserved. */
 	parts = 0;
 	for (i = first; i < n; i++) {
 		if ((r = sc->recs[i]) == NULL)
 			continue;
 		if ((v = v1_get(s, &sc->arena, r, &tmp)) == NULL)
 			goto out;
-		if (v != NO_V1 && mp_part(out, boundary, v->data, v->len,
-		    parts++ == 0) == -1) {
+		if (v == NO_V1) {
 			free(tmp);
-			goto out;
+			continue;
 		}
+		/* The same parts as above, so they fit; checked anyway. */
+		if (out->cap - out->len < v->len + 2 * frame) {
+			free(tmp);
+			break;
+		}
+		if (parts++ > 0)
+			put_raw(out, "\r\n", 2);
+		put_raw(out, "--", 2);
+		put_raw(out, boundary, blen);
+		put_raw(out, "\r\n\r\n", 4);
+		put_raw(out, v->data, v->len);
 		free(tmp);
 	}
 	rc = mp_close(out, boundary);
