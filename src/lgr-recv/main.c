@@ -40,6 +40,7 @@
 #define MAX_TAGS 32
 #define OUT_BATCH (256 * 1024)
 #define UDP_BUF (2 * 1024 * 1024)	/* 32 datagrams a recvmmsg */
+#define DRAIN_MS 10000		/* the longest a stop waits for lgr-ws */
 
 static const struct opt_prog prog = {
 	.name = "lgr-recv",
@@ -143,6 +144,10 @@ struct recv {
 	uint64_t dropped[DROP_NREASONS];
 	uint64_t reported[DROP_NREASONS];
 	int status;
+	int draining;		/* stopping, relayed calls still open */
+	int out_closed;		/* stdout closed by the drain */
+	int64_t drain_deadline;
+	uv_timer_t drain_timer;
 };
 
 static void
@@ -459,6 +464,8 @@ on_flush(uv_prepare_t *h)
 {
 	struct recv *r = h->data;
 
+	if (r->out_closed)
+		return;
 	if (r->out.len && frame_flush(&r->out) == -1) {
 		log_error("event=write_failed error=\"%s\"", strerror(errno));
 		r->status = 1;
@@ -524,13 +531,67 @@ recv_stop_all(struct recv *r)
 	uv_close((uv_handle_t *)&r->metrics_timer, NULL);
 }
 
+/* While draining: stop once lgr-ws has ended every relayed call, or at
+ * the deadline. */
+static void
+on_drain_check(uv_timer_t *t)
+{
+	struct recv *r = t->data;
+
+	if (r->relay.open == 0 || time_mono_ms() >= r->drain_deadline) {
+		if (r->relay.open > 0)
+			log_warn("event=drain_timeout relay_calls_open=%u",
+			    r->relay.open);
+		uv_close((uv_handle_t *)&r->drain_timer, NULL);
+		recv_stop_all(r);
+	}
+}
+
+/* A doppler stopping: ingress ends and stdout is closed, so the stages
+ * after lgr-recv flush and lgr-ws, at the end of its input, sends its
+ * subscribers what it holds and ends their calls; those calls are
+ * relayed through this process, so its connections stay up until then. */
+static void
+recv_drain(struct recv *r)
+{
+	size_t i;
+
+	r->draining = 1;
+	log_info("event=draining relay_calls_open=%u", r->relay.open);
+	for (i = 0; i < r->ngrpc; i++)
+		grpc_server_drain(r->grpc[i]);
+	for (i = 0; i < r->nudp; i++)
+		uv_close((uv_handle_t *)&r->udp[i].h, NULL);
+	r->nudp = 0;
+	uv_timer_stop(&r->metrics_timer);
+	if (frame_flush(&r->out) == -1) {
+		log_error("event=write_failed error=\"%s\"", strerror(errno));
+		r->status = 1;
+	}
+	r->out.len = 0;
+	close(STDOUT_FILENO);
+	r->out_closed = 1;
+	r->drain_deadline = time_mono_ms() + DRAIN_MS;
+	uv_timer_init(r->loop, &r->drain_timer);
+	r->drain_timer.data = r;
+	uv_timer_start(&r->drain_timer, on_drain_check, 50, 50);
+}
+
 static void
 on_term(uv_signal_t *s, int signo)
 {
 	struct recv *r = s->data;
 
+	if (r->draining) {
+		recv_stop_all(r);	/* a second signal: stop at once */
+		return;
+	}
 	log_info("event=signal signal=%s action=stop", signo == SIGINT ?
 	    "INT" : "TERM");
+	if (r->relay_sock != NULL && r->relay.open > 0) {
+		recv_drain(r);
+		return;
+	}
 	recv_stop_all(r);
 }
 
@@ -865,7 +926,7 @@ main(int argc, char **argv)
 	uv_run(r.loop, UV_RUN_DEFAULT);
 
 	on_report(&r.report);
-	if (frame_flush(&r.out) == -1) {
+	if (!r.out_closed && frame_flush(&r.out) == -1) {
 		log_error("event=write_failed error=\"%s\"", strerror(errno));
 		r.status = 1;
 	}

@@ -33,6 +33,8 @@ struct grpc_server {
 	struct gconn *conns;	/* every open connection */
 	unsigned nalive;	/* connections not yet freed, closing ones too */
 	int closing;
+	int draining;		/* grpc_server_drain: streaming calls only */
+	int tcp_closing;	/* the listener is being closed */
 	int tcp_closed;		/* freed once this and nalive == 0 */
 	nghttp2_session_callbacks *cbs;
 };
@@ -49,6 +51,7 @@ struct gconn {
 	int closing;
 	int in_flush, flush_again;	/* gconn_flush is not re-entered */
 	int wq_blocked;		/* a call waits for the socket to drain */
+	int drained;		/* draining and no streaming call left */
 	unsigned nstreaming;	/* server-streaming calls open */
 	struct gstream *streams;	/* open, freed with the connection */
 	char peer[64];
@@ -346,6 +349,10 @@ gstream_message(struct gconn *c, struct gstream *st, const uint8_t *p,
 		gstream_open(c, st, p, n);
 		return;
 	}
+	if (c->srv->draining) {
+		gstream_fail(c, st, GRPC_UNAVAILABLE, "server stopping");
+		return;
+	}
 	rc = st->m->on_message(c->srv->ctx, p, n, &why);
 	if (rc != GRPC_OK)
 		gstream_fail(c, st, rc, why);
@@ -585,6 +592,8 @@ on_stream_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user)
 	free(st->out);
 	gstream_free_msg(c->srv, st);
 	nghttp2_session_set_stream_user_data(h2, id, NULL);
+	if (c->srv->draining && c->nstreaming == 0)
+		c->drained = 1;	/* closed once this flush is out */
 	gstream_unlink(c, st);
 	free(st);
 	return 0;
@@ -734,6 +743,8 @@ gconn_flush(struct gconn *c)
 			gconn_notify(c);
 	} while (c->flush_again && !c->closing);
 	c->in_flush = 0;
+	if (c->drained && !c->closing)
+		gconn_close(c, NULL);
 }
 
 /* Everything nghttp2 wants to send, gathered into few writes. */
@@ -1083,6 +1094,32 @@ grpc_server_free(uv_handle_t *h)
 }
 
 void
+grpc_server_drain(struct grpc_server *s)
+{
+	struct gconn *c, *next;
+	struct gstream *st;
+
+	if (s->closing || s->draining)
+		return;
+	s->draining = 1;
+	s->tcp_closing = 1;
+	uv_close((uv_handle_t *)&s->tcp, grpc_server_free);
+	for (c = s->conns; c; c = next) {
+		next = c->next;
+		nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+		    nghttp2_session_get_last_proc_stream_id(c->h2),
+		    NGHTTP2_NO_ERROR, NULL, 0);
+		for (st = c->streams; st; st = st->next)
+			if (!st->streaming && st->m != NULL && !st->done)
+				gstream_fail(c, st, GRPC_UNAVAILABLE,
+				    "server stopping");
+		if (c->nstreaming == 0)
+			c->drained = 1;
+		gconn_flush(c);
+	}
+}
+
+void
 grpc_server_close(struct grpc_server *s)
 {
 	if (s->closing)
@@ -1097,5 +1134,7 @@ grpc_server_close(struct grpc_server *s)
 		gconn_flush(c);
 		gconn_close(c, NULL);
 	}
-	uv_close((uv_handle_t *)&s->tcp, grpc_server_free);
+	if (!s->tcp_closing)
+		uv_close((uv_handle_t *)&s->tcp, grpc_server_free);
+	s->tcp_closing = 1;
 }

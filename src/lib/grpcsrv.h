@@ -106,6 +106,12 @@ void grpc_server_set_ssl(struct grpc_server *s, SSL_CTX *ssl);
 /* The bound address (port 0 resolved), for log lines. */
 int grpc_server_addr(struct grpc_server *s, struct sockaddr_storage *ss);
 const struct grpc_stats *grpc_server_stats(struct grpc_server *s);
+/* Stop taking connections and calls, but let server-streaming calls go
+ * on until their handlers finish them: the listener closes, every
+ * connection gets a GOAWAY, other calls end UNAVAILABLE, and a connection
+ * closes once no streaming call is left on it. grpc_server_close later
+ * ends whatever is left. */
+void grpc_server_drain(struct grpc_server *s);
 /* Stop listening and close every connection; the memory goes when the
  * loop has run the close callbacks. */
 void grpc_server_close(struct grpc_server *s);
