@@ -832,7 +832,8 @@ store_container_metrics(struct store *s, const char *id, size_t idlen,
 		for (m = x->cms; m != NULL; m = m->next)
 			if (m->ts >= now_ns - s->o.ttl_ns)
 				v[n++] = m;
-		qsort(v, n, sizeof(*v), cmet_by_instance);
+		if (n > 1)
+			qsort(v, n, sizeof(*v), cmet_by_instance);
 	}
 	for (i = 0; i < n; i++)
 		if (mp_part(out, boundary, v[i]->data, v[i]->len, i == 0) == -1)
@@ -924,7 +925,8 @@ store_read(struct store *s, const struct cq *q, const regex_t *re,
 				    (q->kinds == 0 ||
 				    (q->kinds & CQ_KIND_BIT(r->kind))))
 					sc->recs[n++] = r;
-		qsort(sc->recs, n, sizeof(*sc->recs), rec_by_time);
+		if (n > 1)
+			qsort(sc->recs, n, sizeof(*sc->recs), rec_by_time);
 	}
 	for (i = 0; i < n && got < (size_t)q->limit; i++) {
 		r = sc->recs[q->descending ? n - 1 - i : i];
@@ -981,7 +983,8 @@ store_meta(struct store *s, struct buf *out)
 	for (x = s->lru_head; x != NULL; x = x->next)
 		if (x->logs.n + x->other.n > 0)
 			v[n++] = x;
-	qsort(v, n, sizeof(*v), src_by_id);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), src_by_id);
 	if (buf_puts(out, "{\"meta\":{") == -1)
 		goto out;
 	for (i = 0; i < n; i++) {
