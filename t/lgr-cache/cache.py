@@ -9,8 +9,9 @@
 #                           OUT as a frame. Prints the number of parts.
 #   v1json FRAMES           each v1 envelope of FRAMES as one line of
 #                           protobuf JSON (camelCase names)
-#   gen N SIZE OUT          N log envelopes, source ids src-0 ... src-N-1,
-#                           SIZE-byte payloads, as frames in OUT
+#   gen N SIZE OUT [K]      N log envelopes with SIZE-byte payloads as
+#                           frames in OUT, source ids src-0 ... src-N-1,
+#                           or with K, src-0 ... src-K-1 round robin
 #   storm URL N [THREADS]   N GET requests to URL at once (THREADS
 #                           clients, default N); prints "STATUS COUNT"
 #                           lines, "error COUNT" for requests that got no
@@ -86,19 +87,33 @@ def mode_v1json(path):
                          separators=(",", ":")))
 
 
-def mode_gen(n, size, out):
+def mode_gen(n, size, out, sources=None):
     from v2 import envelope_pb2
     e = envelope_pb2.Envelope()
     e.timestamp = 1700000000000000000
     e.instance_id = "0"
     e.tags["source_type"] = "APP/PROC/WEB"
     e.log.payload = b"x" * int(size)
+    n = int(n)
+    if sources is None:
+        with open(out, "wb") as f:
+            for i in range(n):
+                e.source_id = "src-%d" % i
+                e.timestamp += 1
+                b = e.SerializeToString()
+                f.write(struct.pack(">I", len(b)) + b)
+        return
+    # Many frames over a few sources, round robin: each source's frame
+    # made once (one timestamp), written again and again.
+    made = []
+    for i in range(int(sources)):
+        e.source_id = "src-%d" % i
+        b = e.SerializeToString()
+        made.append(struct.pack(">I", len(b)) + b)
+    k = len(made)
     with open(out, "wb") as f:
-        for i in range(int(n)):
-            e.source_id = "src-%d" % i
-            e.timestamp += 1
-            b = e.SerializeToString()
-            f.write(struct.pack(">I", len(b)) + b)
+        for i in range(0, n, k):
+            f.write(b"".join(made[:min(k, n - i)]))
 
 
 def get(url):
