@@ -279,10 +279,17 @@ gauge_cm() {
 	cache_end
 }
 
-# expired_total: the latest total of the expired self-metric.
-expired_total() {
-	decode --json --partial "$CACHE_OUT" |
-	    jq -r 'select(.counter.name == "expired") | .counter.total' | tail -n 1
+# expired_is N: the latest total of the expired self-metric is N.
+expired_is() {
+	[ "$(decode --json --partial "$CACHE_OUT" |
+	    jq -r 'select(.counter.name == "expired") | .counter.total' |
+	    tail -n 1)" = "$1" ]
+}
+
+# no_metrics ID: containermetrics of ID has no part.
+no_metrics() {
+	get "apps/$1/containermetrics" &&
+	    [ "$(parts "$BATS_TEST_TMPDIR/got")" = 0 ]
 }
 
 @test "container metrics older than --metrics-ttl are gone, and counted as expired" {
@@ -296,12 +303,12 @@ expired_total() {
 	get apps/app-1/containermetrics
 	same 1 "$(parts "$t/got")"
 	# One second after its timestamp it is gone (no sleep: poll).
-	wait_until 100 eval 'get apps/app-1/containermetrics && [ "$(parts "$BATS_TEST_TMPDIR/got")" = 0 ]'
+	wait_until 100 no_metrics app-1
 	[ "$(date +%s%N)" -ge $((now + 1000000000)) ]
 	get apps/app-1/recentlogs
 	same 1 "$(parts "$t/got")"
 	# The sweep (once a second) drops it from memory and counts it.
-	wait_until 100 eval '[ "$(expired_total)" = 1 ]'
+	wait_until 100 expired_is 1
 	cache_end
 	same 1 "$(field expired "$STOP")"
 }
@@ -438,9 +445,11 @@ EOF
 	for i in 1 2 3 4 5; do
 		lgr-emit --source-id a --timestamp "$i" log "l$i"
 	done >"$t/sent"
-	lgr-emit --source-id b --timestamp 90 counter c 1 >>"$t/sent"
-	lgr-emit --source-id b --timestamp 70 counter c 1 >>"$t/sent"
-	lgr-emit --source-id b --timestamp 80 counter c 1 >>"$t/sent"
+	{
+		lgr-emit --source-id b --timestamp 90 counter c 1
+		lgr-emit --source-id b --timestamp 70 counter c 1
+		lgr-emit --source-id b --timestamp 80 counter c 1
+	} >>"$t/sent"
 	cache_start --recent-logs 3 --recent-envelopes 2
 	feed "$t/sent"
 	wait_until 200 has_newest b 80
@@ -503,7 +512,7 @@ EOF
 @test "--max-response-bytes: recentlogs leaves the oldest out; a read that cannot fit gets 500" {
 	local t=$BATS_TEST_TMPDIR n
 	lgr-emit --source-id big --count 200 --size 1000 --timestamp 1 log x >"$t/sent"
-	lgr-emit --source-id big --timestamp 9 counter done 1 >>"$t/sent"
+	lgr-emit --source-id big --timestamp 9 counter finished 1 >>"$t/sent"
 	cache_start --recent-logs 200 --max-response-bytes 65536
 	feed "$t/sent"
 	wait_until 200 has_newest big 9

@@ -9,7 +9,7 @@
 #               wrk with 64 connections, while lgr-emit writes 1,000/s to
 #               that app and 20,000/s to another
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 export PATH="$PWD/bin:$PATH"
 
 N=${BENCH_CACHE_N:-2000000}
@@ -39,8 +39,8 @@ LGR_PB=$tmp/py /usr/bin/python3 t/lgr-cache/cache.py gen "$N" $SIZE \
 
 # stored FILE: envelopes stored per second, best of RUNS.
 stored() {
-	local best=0 r t0 t1 got rate
-	for r in $(seq "$RUNS"); do
+	local best=0 t0 t1 got rate
+	for _ in $(seq "$RUNS"); do
 		t0=$(now)
 		taskset -c 0 lgr-cache --http 127.0.0.1:0 < "$1" > /dev/null \
 		    2> "$tmp/err"
