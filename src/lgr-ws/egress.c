@@ -600,6 +600,24 @@ const size_t egress_nmethods = sizeof(egress_methods) /
 /* Stop: no more envelopes come; each call sends what it has queued,
  * then ends with OK (main.c's grace timer ends those that cannot). */
 void
+egress_cut_relayed(void)
+{
+	struct ecall *ec, *next;
+
+	for (ec = calls; ec; ec = next) {
+		next = ec->next;
+		if (ec->rc != NULL)
+			rconn_close(ec->rc);	/* frees ec, counting its queue */
+	}
+}
+
+int
+egress_open(void)
+{
+	return calls != NULL;
+}
+
+void
 egress_stop_all(struct wsd *d)
 {
 	struct ecall *ec, *next;

@@ -31,7 +31,9 @@
 #define CHUNK_MAX (256 * 1024)	/* bytes of frames the reader hands over */
 #define CHUNKS_MAX 8		/* chunks waiting before the reader waits */
 #define OUT_QUEUE_MAX (1 << 20)	/* own frames waiting for stdout */
-#define STOP_GRACE_MS 2000
+/* A stop gives subscribers this long to take what they are owed; a
+ * stalled one is then cut, what it held counted as dropped. */
+#define STOP_DRAIN_MS 2000
 #define FLUSH_EVERY 128		/* envelopes published between wake-ups */
 
 static const struct opt_prog prog = {
@@ -151,7 +153,7 @@ feed_attach(struct wsd *d, struct sub *s, const char **why)
 		*why = "too many subscriptions";
 		return -1;
 	}
-	rc = d->up ? upfeed_attach(d->up, s, why) : hub_attach(d->hub, s, why);
+	rc = d->hub ? hub_attach(d->hub, s, why) : upfeed_attach(d->up, s, why);
 	if (rc == 0)
 		d->nsubs++;
 	return rc;
@@ -160,10 +162,10 @@ feed_attach(struct wsd *d, struct sub *s, const char **why)
 void
 feed_detach(struct wsd *d, struct sub *s)
 {
-	if (d->up)
-		upfeed_detach(d->up, s);
-	else
+	if (d->hub)
 		hub_detach(d->hub, s);
+	else if (d->up)		/* gone at a stop: its streams with it */
+		upfeed_detach(d->up, s);
 	d->nsubs--;
 }
 
@@ -420,37 +422,77 @@ on_input_idle(uv_idle_t *i)
 
 /* --- start and stop ------------------------------------------------------------ */
 
+/* The hard deadline of a stop: whatever is still open is cut. */
 static void
 on_stop_timer(uv_timer_t *t)
 {
 	struct wsd *d = t->data;
 
-	if (d->grpc)
-		grpc_server_close(d->grpc);
-	d->grpc = NULL;
-	if (d->up)
-		upfeed_free(d->up);
-	d->up = NULL;
+	log_warn("event=stop_forced");
 	uv_stop(d->loop);
+}
+
+/* Once every call has ended the gRPC server goes; the loop then ends by
+ * itself when the HTTP side is done too. */
+static void
+on_done_timer(uv_timer_t *t)
+{
+	struct wsd *d = t->data;
+
+	if (egress_open() && time_mono_ms() - d->stop_ms < STOP_DRAIN_MS)
+		return;
+	uv_close((uv_handle_t *)&d->done_timer, NULL);
+	if (d->grpc)
+		grpc_server_close(d->grpc);	/* cuts calls still open */
+	d->grpc = NULL;
+	egress_cut_relayed();
+}
+
+static void
+close_handle(uv_handle_t *h)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
 }
 
 static void
 wsd_stop(struct wsd *d, const char *why)
 {
+	unsigned grace = d->write_timeout_ms + 1000;
+
 	if (d->stopping)
 		return;
 	d->stopping = 1;
+	d->stop_ms = time_mono_ms();
 	log_info("event=stopping reason=\"%s\"", why);
 	pthread_mutex_lock(&d->mu);
 	pthread_cond_signal(&d->cv);
 	pthread_mutex_unlock(&d->mu);
+	if (d->up)
+		upfeed_free(d->up);	/* no more input is wanted */
+	d->up = NULL;
 	egress_stop_all(d);
+	if (d->grpc)
+		grpc_server_drain(d->grpc);
 	if (d->http)
 		http_stop(d->http);
 	d->http = NULL;
 	relay_close(d->relay);
 	d->relay = NULL;
-	uv_timer_start(&d->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
+	/* Our own handles go; what is left is the subscribers' draining. */
+	close_handle((uv_handle_t *)&d->sighup);
+	close_handle((uv_handle_t *)&d->metrics_timer);
+	if (d->hub) {
+		close_handle((uv_handle_t *)&d->async);
+		close_handle((uv_handle_t *)&d->in_idle);
+	}
+	uv_unref((uv_handle_t *)&d->sigterm);
+	uv_unref((uv_handle_t *)&d->sigint);
+	if (d->out_pipe_ok)
+		uv_unref((uv_handle_t *)&d->out_pipe);
+	uv_timer_start(&d->done_timer, on_done_timer, 0, 50);
+	uv_timer_start(&d->stop_timer, on_stop_timer, grace, 0);
+	uv_unref((uv_handle_t *)&d->stop_timer);
 }
 
 static void
@@ -597,6 +639,7 @@ main(int argc, char **argv)
 	d->max_subs = 2000;
 	d->max_frame = FRAME_MAX_DEFAULT;
 	d->interval_ms = 60 * 1000;
+	d->write_timeout_ms = 6000;
 	while ((c = opt_next(argc, argv, "", longopts)) != -1) {
 		switch (c) {
 		case 1: ao.ca_file = optarg; break;
@@ -664,8 +707,8 @@ main(int argc, char **argv)
 		case 35: up_key = optarg; break;
 		case 36: up_name = optarg; break;
 		case 37:
-			ho.write_timeout_ms = secs_ms(optarg, "--write-timeout",
-			    3600);
+			ho.write_timeout_ms = d->write_timeout_ms = secs_ms(optarg,
+			    "--write-timeout", 3600);
 			break;
 		default:
 			opt_usage_error("unknown option");
@@ -821,6 +864,8 @@ main(int argc, char **argv)
 	uv_signal_start(&d->sigint, on_term, SIGINT);
 	uv_signal_start(&d->sighup, on_hup, SIGHUP);
 	uv_timer_init(d->loop, &d->stop_timer);
+	uv_timer_init(d->loop, &d->done_timer);
+	d->done_timer.data = d;
 	uv_timer_init(d->loop, &d->metrics_timer);
 	d->stop_timer.data = d->metrics_timer.data = d;
 	if (d->interval_ms)

@@ -57,8 +57,11 @@ struct wsd {
 	size_t cur_off;
 
 	uv_signal_t sigterm, sigint, sighup;
-	uv_timer_t stop_timer;
+	uv_timer_t stop_timer;	/* the hard deadline of a stop */
+	uv_timer_t done_timer;	/* looks whether the calls have ended */
 	int stopping;
+	unsigned write_timeout_ms;	/* bounds the stop, with a second more */
+	int64_t stop_ms;	/* when the stop began */
 	int status;
 
 	/* gRPC side */
@@ -100,6 +103,10 @@ struct relay_srv *relay_listen(struct wsd *d, const char *path, char *err,
 void relay_close(struct relay_srv *r);
 /* Subscriptions ending: finish every gRPC/relay call (SIGTERM). */
 void egress_stop_all(struct wsd *d);
+/* 1 while any gRPC or relayed call is open. */
+int egress_open(void);
+/* End every relayed call now, what they hold counted as dropped. */
+void egress_cut_relayed(void);
 
 /* Queue one received message for subscriber s (counted); the caller
  * wakes it. Returns 1 when it went in. */
