@@ -91,7 +91,7 @@ static void
 new_boundary(char out[61])
 {
 	static const char hex[] = "0123456789abcdef";
-	unsigned char raw[30];
+	unsigned char raw[30] = { 0 };
 	size_t i, got = 0;
 	ssize_t n;
 
