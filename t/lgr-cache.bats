@@ -527,6 +527,33 @@ EOF
 	cache_end
 }
 
+# status_is CODE PATH: GET PATH answers CODE.
+status_is() {
+	get "$2" && [ "$CODE" = "$1" ]
+}
+
+@test "--max-response-bytes: while answers being sent hold it, others get 503 with Retry-After" {
+	local t=$BATS_TEST_TMPDIR slow q="api/v1/read/big?limit=300&envelope_types=LOG"
+	lgr-emit --source-id big --count 300 --size 40000 --timestamp 1 log x >"$t/sent"
+	lgr-emit --source-id big --timestamp 9 counter finished 1 >>"$t/sent"
+	cache_start --recent-logs 300 --max-response-bytes $((24 * 1024 * 1024))
+	feed "$t/sent"
+	wait_until 200 has_newest big 9
+	# A client that reads 1 KiB/s keeps its 16 MB answer in flight,
+	# more than the socket buffers take.
+	curl -s --limit-rate 1k -o /dev/null "http://$CACHE/$q" 3>&- &
+	slow=$!
+	wait_until 200 status_is 503 "$q"
+	grep -qi '^retry-after: 1' "$BATS_TEST_TMPDIR/head"
+	status_is 200 api/v1/info
+	kill "$slow"
+	wait "$slow" || true
+	wait_until 200 status_is 200 "$q"
+	same 300 "$(jq '.envelopes.batch | length' "$t/body")"
+	cache_end
+	[ "$(field busy "$STOP")" -ge 1 ]
+}
+
 # --- bad input ----------------------------------------------------------------------
 
 @test "bad requests: unknown paths 404, other methods 405, bad escapes 400, a long target 414" {
