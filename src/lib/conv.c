@@ -1427,14 +1427,20 @@ conv_converge_tags(Loggregator__V2__Envelope *e, int preferred,
 		t = arena_alloc(a, n * sizeof(*t));
 		if (t == NULL)
 			return -1;
-		memcpy(t, e->tags, e->n_tags * sizeof(*t));
+		if (e->n_tags > 0)
+			memcpy(t, e->tags, e->n_tags * sizeof(*t));
 		n = e->n_tags;
 		for (i = 0; i < e->n_deprecated_tags; i++) {
 			Loggregator__V2__Envelope__DeprecatedTagsEntry *d =
 			    e->deprecated_tags[i];
 			Loggregator__V2__Envelope__TagsEntry *te;
-			const char *v = value_text(d->value, a);
+			const char *v;
 
+			/* A Value with nothing set is dropped, as in Go. */
+			if (d->value == NULL || d->value->data_case ==
+			    LOGGREGATOR__V2__VALUE__DATA__NOT_SET)
+				continue;
+			v = value_text(d->value, a);
 			te = arena_alloc(a, sizeof(*te));
 			if (te == NULL || v == NULL)
 				return -1;
@@ -1461,7 +1467,9 @@ conv_converge_tags(Loggregator__V2__Envelope *e, int preferred,
 		t = arena_alloc(a, n * sizeof(*t));
 		if (t == NULL)
 			return -1;
-		memcpy(t, e->deprecated_tags, e->n_deprecated_tags * sizeof(*t));
+		if (e->n_deprecated_tags > 0)
+			memcpy(t, e->deprecated_tags,
+			    e->n_deprecated_tags * sizeof(*t));
 		n = e->n_deprecated_tags;
 		for (i = 0; i < e->n_tags; i++) {
 			Loggregator__V2__Envelope__DeprecatedTagsEntry *d;

@@ -112,8 +112,8 @@ Events__Envelope *conv_v1_unpack(struct arena *a, const void *p, size_t len);
 /* The reverse log proxy's tag convergence, in place: with preferred, every
  * deprecated tag is copied into tags (text as is, an integer in decimal,
  * a decimal as Go's %v writes it; a key already in tags takes the
- * deprecated value, as a Go map assignment does) and deprecated_tags is
- * emptied; without it, every tag moves to deprecated_tags as text. New
+ * deprecated value, as a Go map assignment does; a Value with nothing set
+ * is dropped) and deprecated_tags is emptied; without it, every tag moves to deprecated_tags as text. New
  * arrays and strings come from a. 0, or -1 with errno ENOMEM. */
 int conv_converge_tags(Loggregator__V2__Envelope *e, int preferred,
     struct arena *a);

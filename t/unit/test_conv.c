@@ -436,7 +436,8 @@ roundtrip_v1(struct arena *a, const Events__Envelope *e, const char *want)
 
 /* Golden records. */
 
-enum fn { FN_V2_DEPRECATED, FN_V2_PREFERRED, FN_AGENT, FN_V1, FN_UNKNOWN };
+enum fn { FN_V2_DEPRECATED, FN_V2_PREFERRED, FN_AGENT, FN_V1,
+	FN_CONVERGE_FALSE, FN_CONVERGE_TRUE, FN_UNKNOWN };
 
 static enum fn
 fn_of(const char *fn)
@@ -449,11 +450,16 @@ fn_of(const char *fn)
 		return FN_AGENT;
 	if (strstr(fn, "conversion.ToV1") != NULL)
 		return FN_V1;
+	if (strstr(fn, "convergeTags(usePreferred=true") != NULL)
+		return FN_CONVERGE_TRUE;
+	if (strstr(fn, "convergeTags(usePreferred=false") != NULL)
+		return FN_CONVERGE_FALSE;
 	return FN_UNKNOWN;
 }
 
 static const char *const fn_names[] = {
-	"ToV2(false)", "ToV2(true)", "udp-forwarder", "ToV1", "?",
+	"ToV2(false)", "ToV2(true)", "udp-forwarder", "ToV1",
+	"convergeTags(false)", "convergeTags(true)", "?",
 };
 
 static const char *
@@ -475,6 +481,23 @@ convert(enum fn fn, json_t *params, const void *in, size_t len,
 	size_t n, i;
 	int rc;
 
+	if (fn == FN_CONVERGE_TRUE || fn == FN_CONVERGE_FALSE) {
+		v2 = loggregator__v2__envelope__unpack(&src->pb, len, in);
+		if (v2 == NULL) {
+			errno = EBADMSG;
+			return -1;
+		}
+		if (conv_converge_tags(v2, fn == FN_CONVERGE_TRUE, dst) == -1)
+			return -1;
+		if (out != NULL) {
+			char *d = dump(&v2->base, -1), *bad;
+
+			if ((bad = roundtrip_v2(src, v2, d)) != NULL)
+				dumps_add(out, bad);
+			dumps_add(out, d);
+		}
+		return 0;
+	}
 	if (fn == FN_V1) {
 		v2 = loggregator__v2__envelope__unpack(&src->pb, len, in);
 		if (v2 == NULL) {
@@ -1214,6 +1237,8 @@ main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/v1_to_v2.jsonl", dir);
 	run_golden(path, &src, &dst);
 	snprintf(path, sizeof(path), "%s/v2_to_v1.jsonl", dir);
+	run_golden(path, &src, &dst);
+	snprintf(path, sizeof(path), "%s/rlp_converge_tags.jsonl", dir);
 	run_golden(path, &src, &dst);
 	test_v1_edges(&dst);
 	test_v2_edges(&dst);
