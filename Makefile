@@ -22,7 +22,7 @@ FUZZ_SHORT ?= 5
 
 -include config.mak
 
-PROGS = lgr-cache lgr-cat lgr-diode lgr-emit lgr-recv lgr-route lgr-ws
+PROGS = lgr-bindings lgr-cache lgr-cat lgr-diode lgr-emit lgr-recv lgr-route lgr-ws
 BINS = $(PROGS:%=bin/%)
 
 PROTOS = $(wildcard share/proto/*/*.proto)
