@@ -10,15 +10,16 @@ load lib
 BT=$BATS_TEST_DIRNAME/lgr-bindings
 BATS_TEST_TIMEOUT=10
 
-# start_server: the stand-in on $BATS_TEST_TMPDIR/srv; sets URL.
+# start_server [CERT KEY CA]: the stand-in on $BATS_TEST_TMPDIR/srv,
+# over mTLS if given the files; sets URL.
 start_server() {
 	S=$BATS_TEST_TMPDIR/srv
 	mkdir -p "$S"
 	[ -f "$S/bindings.json" ] || echo '[]' >"$S/bindings.json"
-	"$LGR_PYTHON" "$BT/binding_server.py" "$S" </dev/null \
+	"$LGR_PYTHON" "$BT/binding_server.py" "$S" "$@" </dev/null \
 	    >"$S/out" 2>&1 3>&- &
 	wait_until 100 test -s "$S/port"
-	URL=http://127.0.0.1:$(cat "$S/port")/v2/bindings
+	URL=http$([ $# -eq 0 ] || echo s)://127.0.0.1:$(cat "$S/port")/v2/bindings
 }
 
 # start_recorder: a process that counts SIGHUPs into $HUPS; pid in $PIDF.
@@ -289,6 +290,27 @@ lines_of() {
 	    --out "$d/out" --once 2>"$d/err"
 	same kept "$(cat "$d/out")"
 	same 1 "$(count "$d/err" event=fetch_failed)"
+}
+
+@test "over mTLS: with the client certificate it loads, without it fails" {
+	local d=$BATS_TEST_TMPDIR c=$BATS_TEST_TMPDIR/certs
+	sh "$LGR_ROOT/share/lgr-certs" --only "$c" binding-cache syslog-agent \
+	    >/dev/null 2>&1
+	start_server "$c/binding-cache.crt" "$c/binding-cache.key" "$c/ca.crt"
+	list "$(binding syslog-tls://127.0.0.1:6514 a1 h1)"
+	must_fail -1 lgr-bindings --from "$URL" --ca "$c/ca.crt" \
+	    --out "$d/out" --once 2>"$d/err"
+	[ ! -e "$d/out" ]
+	same 1 "$(count "$d/err" event=fetch_failed)"
+	run_ok lgr-bindings --from "$URL" --ca "$c/ca.crt" \
+	    --cert "$c/syslog-agent.crt" --key "$c/syslog-agent.key" \
+	    --out "$d/out" --once 2>"$d/err"
+	same "source_id=a1 syslog-tls://127.0.0.1:6514" "$(lines_of "$d/out")"
+	# Without --ca the system CAs do not know the server: refused.
+	must_fail -1 lgr-bindings --from "$URL" \
+	    --cert "$c/syslog-agent.crt" --key "$c/syslog-agent.key" \
+	    --out "$d/out2" --once 2>"$d/err"
+	[ ! -e "$d/out2" ]
 }
 
 @test "SIGTERM while waiting exits 0 at once" {
