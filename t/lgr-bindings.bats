@@ -239,7 +239,9 @@ lines_of() {
 	same out "$(ls "$d" | grep '^out')"
 
 	kill -TERM $pid
-	run -0 wait $pid
+	local st=0
+	wait "$pid" || st=$?
+	same 0 "$st"
 }
 
 @test "the interval alone refetches" {
@@ -321,6 +323,8 @@ lines_of() {
 	local pid=$!
 	wait_until 100 test -e "$d/out"
 	kill -TERM $pid
-	run -0 wait $pid
+	local st=0
+	wait "$pid" || st=$?
+	same 0 "$st"
 	same 1 "$(count "$d/err" event=stop)"
 }

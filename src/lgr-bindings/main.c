@@ -453,7 +453,8 @@ render(struct pairs *ps, size_t *lenp)
 
 	if (f == NULL)
 		return NULL;
-	qsort(ps->v, ps->n, sizeof(*ps->v), pair_cmp);
+	if (ps->n > 1)
+		qsort(ps->v, ps->n, sizeof(*ps->v), pair_cmp);
 	fputs("# written by lgr-bindings; changes here are overwritten\n", f);
 	while (i < ps->n) {
 		const char *app = ps->v[i].app_id, *host = "";
