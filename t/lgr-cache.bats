@@ -541,13 +541,16 @@ status_is() {
 	wait_until 200 has_newest big 9
 	# A client that reads 1 KiB/s keeps its 16 MB answer in flight,
 	# more than the socket buffers take.
+	# Two of them, so one whose answer has just gone still leaves one.
 	curl -s --limit-rate 1k -o /dev/null "http://$CACHE/$q" 3>&- &
 	slow=$!
+	curl -s --limit-rate 1k -o /dev/null "http://$CACHE/$q" 3>&- &
+	slow="$slow $!"
 	wait_until 200 status_is 503 "$q"
 	grep -qi '^retry-after: 1' "$BATS_TEST_TMPDIR/head"
 	status_is 200 api/v1/info
-	kill "$slow"
-	wait "$slow" || true
+	kill $slow
+	wait $slow || true
 	wait_until 200 status_is 200 "$q"
 	same 300 "$(jq '.envelopes.batch | length' "$t/body")"
 	cache_end
