@@ -47,6 +47,11 @@ failures_are() {
 	[ "$(count "$BATS_TEST_TMPDIR/err" event=fetch_failed)" = "$1" ]
 }
 
+# bin_route_drains: lgr-route takes syslog drain destinations.
+bin_route_drains() {
+	lgr-route --help | grep -q 'syslog://'
+}
+
 # count FILE PATTERN: lines of FILE holding PATTERN (fixed string).
 count() {
 	grep -cF -- "$2" "$1" || true
@@ -313,6 +318,26 @@ lines_of() {
 	    --cert "$c/syslog-agent.crt" --key "$c/syslog-agent.key" \
 	    --out "$d/out2" --once 2>"$d/err"
 	[ ! -e "$d/out2" ]
+}
+
+@test "lgr-route follows the file lgr-bindings keeps" {
+	bin_route_drains || skip "lgr-route has no syslog:// destination yet"
+	local d=$BATS_TEST_TMPDIR
+	start_server
+	list "$(binding syslog://127.0.0.1:9 a1 h1)"
+	run_ok lgr-bindings --from "$URL" --out "$d/out" --once 2>"$d/err"
+	sleep 30 | lgr-route --bindings "$d/out" >/dev/null 2>"$d/route" 3>&- &
+	echo $! >"$d/route.pid"
+	lgr-bindings --from "$URL" --out "$d/out" --interval 60 \
+	    --pid-file "$d/route.pid" </dev/null 2>>"$d/err" 3>&- &
+	local pid=$!
+	list "$(binding syslog://127.0.0.1:9 a1 h1)" \
+	    "$(binding syslog://127.0.0.1:10 a2 h2)"
+	kill -HUP $pid
+	wait_until 100 grep -q 'event=bindings_loaded .*added=1 removed=0' "$d/route"
+	list "$(binding syslog://127.0.0.1:10 a2 h2)"
+	kill -HUP $pid
+	wait_until 100 grep -q 'event=bindings_loaded .*added=0 removed=1' "$d/route"
 }
 
 @test "SIGTERM while waiting exits 0 at once" {
