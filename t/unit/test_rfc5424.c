@@ -527,6 +527,51 @@ edge_cases(void)
 	buf_release(&b);
 }
 
+/* More tags than the stack sort holds: the slow path must give the same
+ * order, the last duplicate winning. */
+static void
+many_tags(void)
+{
+	enum { N = 300 };
+	Loggregator__V2__Envelope__TagsEntry *t = calloc(N + 1, sizeof(*t));
+	Loggregator__V2__Envelope__TagsEntry **tp = calloc(N + 1, sizeof(*tp));
+	char (*keys)[8] = calloc(N, 8);
+	struct buf b, w;
+	struct env v;
+	const char *s;
+	int i, n;
+
+	if (t == NULL || tp == NULL || keys == NULL ||
+	    buf_init(&b, 64, OUT_MAX) == -1 || buf_init(&w, 64, OUT_MAX) == -1)
+		exit(1);
+	env_log(&v, "x", 1);
+	for (i = 0; i < N; i++) {
+		loggregator__v2__envelope__tags_entry__init(&t[i]);
+		snprintf(keys[i], 8, "k%03d", N - 1 - i);	/* reversed */
+		t[i].key = keys[i];
+		t[i].value = i == 0 ? "old" : "v";
+		tp[i] = &t[i];
+	}
+	loggregator__v2__envelope__tags_entry__init(&t[N]);
+	t[N].key = keys[0];	/* k299 again: this one wins */
+	t[N].value = "new";
+	tp[N] = &t[N];
+	v.e.tags = tp;
+	v.e.n_tags = N + 1;
+	s = fmt(&v, "h", 0, &b, &n);
+	buf_puts(&w, HDR "h app [/0] - [tags@47450");
+	for (i = 0; i < N; i++)
+		buf_printf(&w, " k%03d=\"%s\"", i, i == N - 1 ? "new" : "v");
+	buf_puts(&w, "] x\n");
+	ok(s != NULL && b.len == w.len && memcmp(b.data, w.data, w.len) == 0,
+	    "%d tags: sorted, last duplicate wins (slow path)", N + 1);
+	buf_release(&b);
+	buf_release(&w);
+	free(t);
+	free(tp);
+	free(keys);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -539,6 +584,7 @@ main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/syslog_rfc5424.jsonl", dir);
 	run_golden(path, &a);
 	edge_cases();
+	many_tags();
 	arena_release(&a);
 	return tap_done();
 }
