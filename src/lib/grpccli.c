@@ -12,6 +12,7 @@
 #include <nghttp2/nghttp2.h>
 #include <uv.h>
 
+#include "addr.h"
 #include "frame.h"
 #include "grpccli.h"
 #include "log.h"
@@ -185,86 +186,8 @@ log_safe(const char *s, char *buf, size_t len)
 
 /* --- addresses ------------------------------------------------------- */
 
-/* Split HOST:PORT or [V6ADDR]:PORT. 0, or -1 with a reason in err. */
-static int
-split_hostport(const char *s, char *host, size_t hl, char *port, size_t pl,
-    char *err, size_t errlen)
-{
-	const char *h = s, *p;
-	size_t n;
-	uint64_t v;
 
-	if (s[0] == '[') {
-		const char *end = strchr(s, ']');
 
-		if (end == NULL || end[1] != ':')
-			goto bad;
-		h = s + 1;
-		n = end - h;
-		p = end + 2;
-	} else {
-		const char *colon = strrchr(s, ':');
-
-		if (colon == NULL)
-			goto bad;
-		n = colon - s;
-		p = colon + 1;
-		if (memchr(s, ':', n) != NULL)
-			goto bad;	/* IPv6 needs brackets */
-	}
-	if (n == 0 || n >= hl || strlen(p) >= pl ||
-	    strspn(p, "0123456789") != strlen(p) || parse_u64(p, &v) == -1 ||
-	    v == 0 || v > 65535)
-		goto bad;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	snprintf(port, pl, "%u", (unsigned)v);
-	return 0;
-bad:
-	snprintf(err, errlen, "'%s' is not HOST:PORT", s);
-	return -1;
-}
-
-static const char *
-sockaddr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-
-		uv_ip6_name(a, host, sizeof(host));
-		snprintf(buf, len, "[%s]:%u", host, ntohs(a->sin6_port));
-	} else {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-
-		uv_ip4_name(a, host, sizeof(host));
-		snprintf(buf, len, "%s:%u", host, ntohs(a->sin_port));
-	}
-	return buf;
-}
-
-static int
-sockaddr_same(const struct sockaddr_storage *a,
-    const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return 0;
-	if (a->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *x = (const void *)a;
-		const struct sockaddr_in6 *y = (const void *)b;
-
-		return x->sin6_port == y->sin6_port &&
-		    memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0 &&
-		    x->sin6_scope_id == y->sin6_scope_id;
-	} else {
-		const struct sockaddr_in *x = (const void *)a;
-		const struct sockaddr_in *y = (const void *)b;
-
-		return x->sin_port == y->sin_port &&
-		    x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-}
 
 int
 grpccli_check(const struct grpccli_opts *o, char *err, size_t errlen)
@@ -282,7 +205,7 @@ grpccli_check(const struct grpccli_opts *o, char *err, size_t errlen)
 		return -1;
 	}
 	for (i = 0; i < o->naddrs; i++)
-		if (split_hostport(o->addrs[i], host, sizeof(host), port,
+		if (addr_split(o->addrs[i], host, sizeof(host), port,
 		    sizeof(port), err, errlen) == -1)
 			return -1;
 	if (o->batch_max > 100000) {
@@ -1336,7 +1259,7 @@ conn_new(struct gtarget *t, const struct sockaddr_storage *ss)
 	k->cli = c;
 	k->tgt = t;
 	k->addr = *ss;
-	sockaddr_text(ss, k->name, sizeof(k->name));
+	addr_name(ss, k->name, sizeof(k->name));
 	k->backoff_ms = c->o.backoff_min_ms;
 	k->reopen_ms = c->o.backoff_min_ms;
 	uv_timer_init(&c->loop, &k->timer);
@@ -1395,7 +1318,7 @@ tgt_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 			continue;
 		memset(&ss, 0, sizeof(ss));
 		memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-		for (i = 0; i < n && !sockaddr_same(&found[i], &ss); i++)
+		for (i = 0; i < n && !addr_same(&found[i], &ss); i++)
 			;
 		if (i == n) {
 			have[n] = 0;
@@ -1408,7 +1331,7 @@ tgt_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		next = k->next;
 		if (k->tgt != t || k->dead)
 			continue;
-		for (i = 0; i < n && !sockaddr_same(&found[i], &k->addr); i++)
+		for (i = 0; i < n && !addr_same(&found[i], &k->addr); i++)
 			;
 		if (i < n)
 			have[i] = 1;
@@ -1909,7 +1832,7 @@ grpccli_run(const struct grpccli_opts *o, struct ring *r,
 		t->cli = c;
 		t->spec = o->addrs[i];
 		t->backoff_ms = c->o.backoff_min_ms;
-		(void)split_hostport(t->spec, t->host, sizeof(t->host), t->port,
+		(void)addr_split(t->spec, t->host, sizeof(t->host), t->port,
 		    sizeof(t->port), err, sizeof(err));
 		uv_timer_init(&c->loop, &t->timer);
 		t->timer.data = t;

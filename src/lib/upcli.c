@@ -300,68 +300,6 @@ small_num(const uint8_t *p, size_t n)
 
 /* --- addresses ------------------------------------------------------- */
 
-/* Split HOST:PORT or [V6ADDR]:PORT. 0, or -1 with a reason in err. */
-static int
-split_hostport(const char *s, char *host, size_t hl, char *port, size_t pl,
-    char *err, size_t errlen)
-{
-	const char *h = s, *p;
-	size_t n;
-	uint64_t v;
-
-	if (s[0] == '[') {
-		const char *end = strchr(s, ']');
-
-		if (end == NULL || end[1] != ':')
-			goto bad;
-		h = s + 1;
-		n = end - h;
-		p = end + 2;
-	} else {
-		const char *colon = strrchr(s, ':');
-
-		if (colon == NULL)
-			goto bad;
-		n = colon - s;
-		p = colon + 1;
-		if (memchr(s, ':', n) != NULL)
-			goto bad;	/* IPv6 needs brackets */
-	}
-	if (n == 0 || n >= hl || strlen(p) >= pl || *p == '\0' ||
-	    strspn(p, "0123456789") != strlen(p) || parse_u64(p, &v) == -1 ||
-	    v == 0 || v > 65535)
-		goto bad;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	snprintf(port, pl, "%u", (unsigned)v);
-	return 0;
-bad:
-	snprintf(err, errlen, "'%s' is not HOST:PORT", s);
-	return -1;
-}
-
-static int
-sockaddr_same(const struct sockaddr_storage *a,
-    const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return 0;
-	if (a->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *x = (const void *)a;
-		const struct sockaddr_in6 *y = (const void *)b;
-
-		return x->sin6_port == y->sin6_port &&
-		    memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0 &&
-		    x->sin6_scope_id == y->sin6_scope_id;
-	} else {
-		const struct sockaddr_in *x = (const void *)a;
-		const struct sockaddr_in *y = (const void *)b;
-
-		return x->sin_port == y->sin_port &&
-		    x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-}
-
 int
 upcli_check(const struct upcli_opts *o, char *err, size_t errlen)
 {
@@ -378,7 +316,7 @@ upcli_check(const struct upcli_opts *o, char *err, size_t errlen)
 		return -1;
 	}
 	for (i = 0; i < o->naddrs; i++)
-		if (o->addrs[i] == NULL || split_hostport(o->addrs[i], host,
+		if (o->addrs[i] == NULL || addr_split(o->addrs[i], host,
 		    sizeof(host), port, sizeof(port), err, errlen) == -1)
 			return -1;
 	if (o->max_message != 0 && (o->max_message < 1024 ||
@@ -1631,7 +1569,7 @@ tgt_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 			continue;
 		memset(&ss, 0, sizeof(ss));
 		memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-		for (i = 0; i < n && !sockaddr_same(&found[i], &ss); i++)
+		for (i = 0; i < n && !addr_same(&found[i], &ss); i++)
 			;
 		if (i == n) {
 			have[n] = 0;
@@ -1645,7 +1583,7 @@ tgt_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		next = k->next;
 		if (k->tgt != t || k->dead)
 			continue;
-		for (i = 0; i < n && !sockaddr_same(&found[i], &k->addr); i++)
+		for (i = 0; i < n && !addr_same(&found[i], &k->addr); i++)
 			;
 		if (i < n)
 			have[i] = 1;
@@ -1805,7 +1743,7 @@ upcli_new(uv_loop_t *loop, const struct upcli_opts *o, struct upcli **out,
 		t->index = i;
 		t->spec = o->addrs[i];
 		t->backoff_ms = c->o.backoff_min_ms;
-		(void)split_hostport(t->spec, t->host, sizeof(t->host), t->port,
+		(void)addr_split(t->spec, t->host, sizeof(t->host), t->port,
 		    sizeof(t->port), err, errlen);
 		uv_timer_init(loop, &t->timer);
 		t->timer.data = t;
