@@ -527,34 +527,9 @@ dmn_conns(const struct dmn *d)
 static int
 listen_on(struct api *a, char *err, size_t errlen)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	int one = 1, fd;
-
-	if (addr_parse(a->o.addr, &ss, err, errlen) == -1)
-		return -1;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
-	if (fd == -1) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	sl = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
-	    sizeof(struct sockaddr_in);
-	if (bind(fd, (struct sockaddr *)&ss, sl) == -1 ||
-	    listen(fd, BACKLOG) == -1) {
-		snprintf(err, errlen, "%s: %s", a->o.addr, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	sl = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-		addr_name(&ss, a->name, sizeof(a->name));
-	else
-		snprintf(a->name, sizeof(a->name), "%s", a->o.addr);
-	a->lfd = fd;
-	return 0;
+	a->lfd = addr_listen_tcp(a->o.addr, BACKLOG, a->name,
+	    sizeof(a->name), err, errlen);
+	return a->lfd == -1 ? -1 : 0;
 }
 
 int

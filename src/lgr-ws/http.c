@@ -1446,34 +1446,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 static int
 listen_on(struct http *h, char *err, size_t errlen)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	int one = 1, fd;
-
-	if (addr_parse(h->o.addr, &ss, err, errlen) == -1)
-		return -1;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
-	if (fd == -1) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	sl = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
-	    sizeof(struct sockaddr_in);
-	if (bind(fd, (struct sockaddr *)&ss, sl) == -1 ||
-	    listen(fd, HTTP_BACKLOG) == -1) {
-		snprintf(err, errlen, "%s: %s", h->o.addr, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	sl = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-		addr_name(&ss, h->name, sizeof(h->name));
-	else
-		snprintf(h->name, sizeof(h->name), "%s", h->o.addr);
-	h->lfd = fd;
-	return 0;
+	h->lfd = addr_listen_tcp(h->o.addr, HTTP_BACKLOG, h->name,
+	    sizeof(h->name), err, errlen);
+	return h->lfd == -1 ? -1 : 0;
 }
 
 static void
